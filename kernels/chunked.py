@@ -76,7 +76,7 @@ def delta_product_chunked(q, k, v, beta, log_gate=None, initial_state=None, outp
     S0 = q.new_zeros(B, H, K, V, dtype=torch.float32) if initial_state is None else initial_state.float()
     outs, S = chunk_state_pass(S0, NC, transition)
     o = torch.stack(outs, dim=2)  # (B H NC BT V)
-    o = o.permute(0, 2, 3, 1, 4).reshape(B, Tp, H, V)[:, :T].to(v.dtype)  # (B T H V)
+    o = o.permute(0, 2, 3, 1, 4).reshape(B, Tp, H, V)[:, :T].to(v.dtype).contiguous()  # (B T H V)
     return o, (S if output_final_state else None)
 
 
@@ -126,7 +126,7 @@ def diagonal_scan_chunked(a, b, initial_state=None, chunk_size=64):
     entering, _ = chunk_state_pass(x0, NC, transition)
     X = torch.stack(entering, 1)  # (B NC N)
     h = local + cum * X[:, :, None, :]  # (B NC C N)
-    return h.reshape(B, NC * Cs, N)[:, :T]
+    return h.reshape(B, NC * Cs, N)[:, :T].contiguous()
 
 
 # --------------------------------------------------------------------------- fused S4D
@@ -151,7 +151,7 @@ def s4d_fused_scan_chunked(u, dtA, B_bar, C, initial_state=None, output_final_st
     entering, _ = chunk_state_pass(x0, NC, transition)
     X = torch.stack(entering, 1)  # (B NC H N)
     y = torch.einsum("hls,bcsh->bclh", toep, uc) + torch.einsum("hln,bchn->bclh", Fm, X).real  # (B NC C H)
-    y = y.reshape(Bsz, NC * Cs, H)[:, :T].to(u.dtype)
+    y = y.reshape(Bsz, NC * Cs, H)[:, :T].to(u.dtype).contiguous()
     xT = None
     if output_final_state:
         xT = s4d_final_state(X[:, -1], uc[:, -1, : T - (NC - 1) * Cs], dtA, B_bar)

@@ -13,6 +13,7 @@ map a random B or C into the eigenbasis: B̃ = V⁻¹B, C̃ = C V).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -43,23 +44,38 @@ def _keep(Lam: torch.Tensor, V: torch.Tensor, Vinv: torch.Tensor, B: torch.Tenso
     return Diagonalization(Lam, Vinv @ B.to(Vinv.dtype), V, Vinv)
 
 
+def _copy(diag: Diagonalization) -> Diagonalization:
+    return Diagonalization(*(t.clone() for t in diag))
+
+
 def hippo_n(N: int, conj_sym: bool = True) -> Diagonalization:
     """Eigen-decomposition of the normal part of N×N HiPPO-LegS (real parts -1/2, V unitary)."""
+    _check_size(N, conj_sym)
+    return _copy(_hippo_n(int(N), bool(conj_sym)))
+
+
+def ptd(N: int, conj_sym: bool = True, **kwargs) -> Diagonalization:
+    """Perturb-then-diagonalize of N×N HiPPO-LegS: eigenvalues and eigenvectors of A + E (``ssm.ptd``;
+    ``kwargs`` go to ``perturb_then_diagonalize``).  Computed once per process (and cached on disk by ssm.ptd)."""
+    _check_size(N, conj_sym)
+    return _copy(_ptd(int(N), bool(conj_sym), tuple(sorted(kwargs.items()))))
+
+
+@lru_cache(maxsize=None)
+def _hippo_n(N: int, conj_sym: bool) -> Diagonalization:
     from ssm import ptd
 
-    _check_size(N, conj_sym)
     A, B = ptd.hippo_legs(N)
     Lam, V = ptd.normal_part_eig(N)
     return _keep(torch.as_tensor(Lam), torch.as_tensor(V), torch.as_tensor(V).conj().T, torch.as_tensor(B), conj_sym)
 
 
-def ptd(N: int, conj_sym: bool = True, **kwargs) -> Diagonalization:
-    """Perturb-then-diagonalize of N×N HiPPO-LegS: eigenvalues and eigenvectors of A + E (``ssm.ptd``)."""
+@lru_cache(maxsize=None)
+def _ptd(N: int, conj_sym: bool, kwargs: tuple) -> Diagonalization:
     from ssm import ptd as ptd_module
 
-    _check_size(N, conj_sym)
     A, B = ptd_module.hippo_legs(N)
-    Lam, V, _ = ptd_module.perturb_then_diagonalize(A, **kwargs)
+    Lam, V, _ = ptd_module.perturb_then_diagonalize(A, **dict(kwargs))
     V = torch.as_tensor(V)
     return _keep(torch.as_tensor(Lam), V, torch.linalg.inv(V), torch.as_tensor(B), conj_sym)
 

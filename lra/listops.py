@@ -68,16 +68,36 @@ def apply_operator(op: str, values: list[int]) -> int:
     raise ValueError(f"unknown ListOps operator {op!r}; expected one of {OPERATORS}")
 
 
-def sample_tree(rng: random.Random, max_depth: int = 10, max_args: int = 10, branch_prob: float = 0.25, depth: int = 1) -> tuple[Tree, int]:
-    """Sample an expression; returns the tree and its length in tokens (operators, digits and ``]``)."""
-    if depth < max_depth and rng.random() < branch_prob:
-        children, length = [], 2  # the operator and its closing bracket
-        for _ in range(rng.randint(2, max_args)):
-            child, child_length = sample_tree(rng, max_depth, max_args, branch_prob, depth + 1)
-            children.append(child)
-            length += child_length
-        return (rng.choice(OPERATORS), children), length
-    return rng.randrange(10), 1
+class _TooLong(Exception):
+    pass
+
+
+def sample_tree(rng: random.Random, max_depth: int = 10, max_args: int = 10, branch_prob: float = 0.25, max_length: int | None = None) -> tuple[Tree | None, int]:
+    """Sample an expression; returns the tree and its length in tokens (operators, digits and ``]``).
+
+    With ``max_length``, sampling stops as soon as the expression reaches that many tokens
+    and ``(None, max_length)`` is returned: rejecting long trees early leaves the
+    distribution of the accepted ones unchanged and saves building huge trees.
+    """
+    count = [0]
+
+    def grow(depth: int) -> Tree:
+        if depth < max_depth and rng.random() < branch_prob:
+            count[0] += 2  # the operator and its closing bracket
+            n_args = rng.randint(2, max_args)
+            op = rng.choice(OPERATORS)
+            children = [grow(depth + 1) for _ in range(n_args)]
+            return (op, children)
+        count[0] += 1
+        if max_length is not None and count[0] >= max_length:
+            raise _TooLong
+        return rng.randrange(10)
+
+    try:
+        tree = grow(1)
+    except _TooLong:
+        return None, max_length
+    return tree, count[0]
 
 
 def evaluate(tree: Tree) -> int:
@@ -109,8 +129,8 @@ def _generate_shard(shard: int, count: int, seed: int, min_length: int, max_leng
     sys.setrecursionlimit(limit)
     out, seen = [], set()
     while len(out) < count:
-        tree, length = sample_tree(rng, max_depth, max_args, branch_prob)
-        if not (min_length < length < max_length):
+        tree, length = sample_tree(rng, max_depth, max_args, branch_prob, max_length=max_length)
+        if tree is None or not (min_length < length < max_length):
             continue
         source = render(tree)
         if source in seen:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# One intra-op thread (also for the processes tests start): the tensors in tests are
+# tiny, and on a busy 2-core machine two threads were 10-100x slower than one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 # Triton kernels run through the interpreter on machines without CUDA.  Must be set
 # before triton is imported anywhere in the test session.
-try:
-    import torch
-
-    if not torch.cuda.is_available():
-        os.environ.setdefault("TRITON_INTERPRET", "1")
-except ImportError:  # pragma: no cover
-    pass
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 from hydra import compose, initialize_config_dir

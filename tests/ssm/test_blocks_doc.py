@@ -1,4 +1,4 @@
-"""The code in docs/blocks.md runs (and its assertions hold)."""
+"""The code of the README section "Use the blocks in your own model" runs (and its assertions hold)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from pathlib import Path
 
 import torch
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "blocks.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = "## Use the blocks in your own model"
 
 
 def test_blocks_doc_example_runs(capsys):
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    text = DOC.read_text()
+    assert SECTION in text
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     runnable = [b for b in blocks if "import" in b]
     assert len(runnable) >= 2
     n = torch.get_num_threads()

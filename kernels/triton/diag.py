@@ -27,6 +27,7 @@ import triton
 import triton.language as tl
 
 from ..chunking import cdiv, next_pow2
+from .delta import dot_precision
 
 
 @triton.jit
@@ -259,7 +260,7 @@ def s4d_proj(x, M, chunk):
     NC = cdiv(T, chunk)
     BNC, BN = _s4d_blocks(N)
     z = torch.empty(B, NC, H, N, dtype=torch.complex64, device=x.device)
-    prec = "ieee" if x.dtype == torch.float32 else "tf32"
+    prec = dot_precision(x.dtype)
     _proj_kernel[(cdiv(NC, BNC), B * H, cdiv(N, BN))](x, _r(M), _r(z), T, H, N, NC,
                                                        CS=chunk, BNC=BNC, BN=BN, PREC=prec)
     return z
@@ -272,7 +273,7 @@ def s4d_out(x, M1, X, Fm, chunk, out_dtype):
     NC = cdiv(T, chunk)
     BNC, BN = _s4d_blocks(N)
     y = torch.empty(B, T, H, dtype=out_dtype, device=x.device)
-    prec = "ieee" if x.dtype == torch.float32 else "tf32"
+    prec = dot_precision(x.dtype)
     _out_kernel[(cdiv(NC, BNC), B * H)](x, M1.contiguous(), _r(X), _r(Fm), y, T, H, N, NC,
                                         CS=chunk, BNC=BNC, BN=BN, PREC=prec)
     return y

@@ -489,7 +489,13 @@ def _config(q, k, v, chunk_size):
     BK = max(16, next_pow2(K))
     BV = min(max(16, next_pow2(V)), 64 if BK <= 128 else 32)
     prec = dot_precision(q.dtype)
-    return dict(B=B, T=T, H=H, K=K, V=V, NH=n_h, BT=BT, BC=BC, BK=BK, BV=BV, NC=cdiv(T, BT), PREC=prec)
+    # The sequential state kernels run one program per (V block, b, h): narrow their V block until there are
+    # >= 2 programs per SM (B*H is often small), down to 16.
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 132
+    BVS = BV
+    while BVS > 16 and B * H * cdiv(V, BVS) < 2 * sms:
+        BVS //= 2
+    return dict(B=B, T=T, H=H, K=K, V=V, NH=n_h, BT=BT, BC=BC, BK=BK, BV=BV, BVS=BVS, NC=cdiv(T, BT), PREC=prec)
 
 
 def _recompute(*, q, k, v, beta, G, h0, c, store_final):
@@ -506,9 +512,10 @@ def _recompute(*, q, k, v, beta, G, h0, c, store_final):
     gp = G if use_g else W  # dummy pointer when unused
     meta = dict(BT=c["BT"], NH=c["NH"], BC=BC, BK=c["BK"], BV=c["BV"], USE_G=use_g, PREC=c["PREC"])
     _prepare_kernel[(NC, B * H)](k, v, beta, gp, Tm, W, U, c["T"], H, K, V, NC, **meta, **LAUNCH["prepare"])
-    _state_fwd_kernel[(cdiv(V, c["BV"]), B * H)](
+    _state_fwd_kernel[(cdiv(V, c["BVS"]), B * H)](
         k, gp, W, U, h, N, h0 if h0 is not None else W, hT if store_final else W,
-        c["T"], H, K, V, NC, HAS_H0=h0 is not None, STORE_HT=store_final, **meta, **LAUNCH["state_fwd"])
+        c["T"], H, K, V, NC, HAS_H0=h0 is not None, STORE_HT=store_final, **dict(meta, BV=c["BVS"]),
+        **LAUNCH["state_fwd"])
     return Tm, W, U, h, N, hT
 
 
@@ -543,9 +550,9 @@ def delta_product_bwd(*, q, k, v, beta, G=None, initial_state=None, do, dhT=None
     _dn_local_kernel[(cdiv(V, c["BV"]), NC, B * H)](q, k, gp, do, dN, T, H, K, V, NC, **meta, **LAUNCH["dn_local"])
     dh = torch.empty_like(h)
     dh0 = torch.empty(B, H, K, V, device=q.device, dtype=torch.float32)
-    _state_bwd_kernel[(cdiv(V, c["BV"]), B * H)](
+    _state_bwd_kernel[(cdiv(V, c["BVS"]), B * H)](
         q, k, gp, W, do, dN, dh, dhT if dhT is not None else dh, dh0, T, H, K, V, NC,
-        HAS_DHT=dhT is not None, **meta, **LAUNCH["state_bwd"])
+        HAS_DHT=dhT is not None, **dict(meta, BV=c["BVS"]), **LAUNCH["state_bwd"])
     f32 = dict(device=q.device, dtype=torch.float32)
     dq = torch.empty_like(q)
     dk = torch.empty_like(k)

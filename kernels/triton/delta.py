@@ -43,7 +43,7 @@ DOT_PRECISION = {torch.float32: "tf32x3", torch.bfloat16: "tf32", torch.float16:
 def dot_precision(dtype: torch.dtype) -> str:
     import os
 
-    return os.environ.get("SCANLAB_DOT_PRECISION") or DOT_PRECISION[dtype]
+    return os.environ.get("SCANLAB_DOT_PRECISION") or DOT_PRECISION.get(dtype, "tf32x3")
 
 
 @triton.jit

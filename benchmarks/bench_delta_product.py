@@ -16,7 +16,7 @@ import os
 
 import torch
 
-from common import default_paths, env_info, measure, write_results
+from common import check_against, default_paths, env_info, measure, write_results
 
 from kernels import delta_product
 
@@ -89,7 +89,10 @@ def main(argv=None):
         for n_h in n_hs:
             inputs = make_inputs(B, T, H, K, n_h, dtype, device)
             small = args.smoke or T <= 512
-            for prov, fn in providers(inputs, n_h, cuda, include_naive=small).items():
+            provs = providers(inputs, n_h, cuda, include_naive=small)
+            with torch.no_grad():  # correctness context: every provider against our torch chunked path
+                ref = provs["ours_torch_chunked"]().float()
+            for prov, fn in provs.items():
                 cot = torch.randn(B, T, H, K, device=device, dtype=dtype)
 
                 def fwd_bwd(fn=fn):
@@ -101,6 +104,9 @@ def main(argv=None):
 
                 row = measure(prov, fwd, fwd_bwd, cuda)
                 row.update(shape=f"{name}_nh{n_h}", B=B, T=T, H=H, K=K, V=K, n_h=n_h)
+                if prov != "ours_torch_chunked" and "error" not in row:
+                    with torch.no_grad():
+                        row["rel_err"] = check_against(f"{prov} {name}_nh{n_h}", fn(), ref)
                 rows.append(row)
                 print(row)
     write_results("delta_product", env_info(dtype), rows, args.out, args.results_md, args.smoke)

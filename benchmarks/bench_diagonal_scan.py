@@ -9,7 +9,8 @@ Providers (same parameters dtA, B_bar, C; y = S4D output without skip/activation
   diag_scan_triton                   : kernels.diagonal_scan over all H*N modes + readout (materialises
                                        [B, T, H*N] complex; skipped where that exceeds --max-gb)
   naive_loop                         : smallest T only
-N counts complex modes per channel.  Writes JSON + appends to benchmarks/RESULTS.md.
+N counts complex modes per channel.  Each provider's relative max error against
+the FFT convolution is recorded (a warning is printed above 2e-2).  Writes JSON + appends to benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import os
 
 import torch
 
-from common import default_paths, env_info, measure, write_results
+from common import check_against, default_paths, env_info, measure, write_results
 
 from kernels import diagonal_scan, s4d_fft_conv, s4d_fused_scan
 
@@ -82,6 +83,8 @@ def main(argv=None):
                              note=f"skipped: ~{full_gb:.0f} GB of [B,T,H*N] activations > --max-gb"))
         if args.smoke or T == min(Ts):
             provs["naive_loop"] = lambda: s4d_fused_scan(u, dtA, B_bar, C, backend="naive")[0]
+        with torch.no_grad():  # correctness context: every provider against the FFT convolution
+            ref = s4d_fft_conv(u, dtA, B_bar, C).float()
         for prov, fn in provs.items():
             cot = torch.randn(B, T, H, device=device)
 
@@ -94,6 +97,9 @@ def main(argv=None):
 
             row = measure(prov, fwd, fwd_bwd, cuda)
             row.update(shape=f"B{B}_T{T}_H{H}_N{N}", B=B, T=T, H=H, N=N)
+            if prov != "fft_conv" and "error" not in row:
+                with torch.no_grad():
+                    row["rel_err"] = check_against(f"{prov} T={T}", fn(), ref)
             rows.append(row)
             print(row)
     write_results("diagonal_scan_s4d", env_info(dtype), rows, args.out, args.results_md, args.smoke)

@@ -93,6 +93,20 @@ def measure(name: str, fwd, fwd_bwd, cuda: bool) -> dict:
     return row
 
 
+def rel_err(a, b) -> float:
+    """max |a - b| / max |b| in float32."""
+    a, b = a.detach().float(), b.detach().float()
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+
+def check_against(name: str, out, ref, tol: float = 2e-2) -> float:
+    """Record how far a provider's output is from a reference; warn loudly above tol (bf16 inputs)."""
+    err = rel_err(out, ref)
+    if not err <= tol:
+        print(f"WARNING: {name}: relative max error {err:.3e} vs the reference exceeds {tol:g}: do not trust its timing")
+    return err
+
+
 def fmt(x, nd=3):
     return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
@@ -110,12 +124,12 @@ def write_results(bench: str, info: dict, rows: list, out_dir: str, md_path: str
         f"device: {info['device']} | dtype: {info['dtype']} | commit: {info['git_commit'][:12]} | "
         f"torch {info['torch']} | triton {info['triton']} | {info['date_utc']} UTC",
         "",
-        "| shape | provider | fwd ms | fwd+bwd ms | peak MB (fwd+bwd) | note |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| shape | provider | fwd ms | fwd+bwd ms | peak MB (fwd+bwd) | rel. err vs reference | note |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(f"| {r['shape']} | {r['provider']} | {fmt(r.get('fwd_ms'))} | {fmt(r.get('fwd_bwd_ms'))} | "
-                     f"{fmt(r.get('peak_mem_mb'), 1)} | {r.get('error', r.get('note', ''))} |")
+                     f"{fmt(r.get('peak_mem_mb'), 1)} | {'-' if r.get('rel_err') is None else format(r['rel_err'], '.1e')} | {r.get('error', r.get('note', ''))} |")
     with open(md_path, "a") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -21,6 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
@@ -56,14 +57,14 @@ def resource_usage(cubin: bytes):
 def configs(quick):
     """(label, kernel, constexprs, input dtype, launch options)."""
     out = []
-    delta_cfgs = [(1, 128, "bf16"), (2, 128, "bf16"), (3, 128, "bf16"), (3, 64, "bf16")]
+    delta_cfgs = [(1, 128, "bf16"), (3, 128, "bf16"), (1, 128, "fp32")]
     if not quick:
-        delta_cfgs += [(1, 64, "bf16"), (4, 128, "bf16"), (1, 256, "bf16"), (1, 128, "fp32")]
+        delta_cfgs += [(2, 128, "bf16"), (3, 64, "bf16"), (1, 64, "bf16"), (4, 128, "bf16"), (1, 256, "bf16")]
     for n_h, K, dt in delta_cfgs:
         BT, _, BC = delta_chunk_layout(n_h, 64)
         BK = max(16, next_pow2(K))
         BV = min(BK, 64 if BK <= 128 else 32)
-        prec = "ieee" if dt == "fp32" else "tf32"
+        prec = delta.dot_precision({"fp32": torch.float32, "bf16": torch.bfloat16}[dt])
         base = dict(BT=BT, NH=n_h, BC=BC, BK=BK, BV=BV, USE_G=True, PREC=prec)
         tag = f"nh{n_h}_K{K}_{dt}"
         L = delta.LAUNCH
@@ -87,7 +88,9 @@ def configs(quick):
         ("diag.scan[bwd]", diag._chunk_scan_kernel,
          dict(scan, REVERSE=True, SHIFT_A=True, CONJ_A=True, GRAD_A=True, GA_PER_STEP=True, HAS_H0=True), "fp32", {}),
         ("s4d.proj[N64]", diag._proj_kernel, dict(CS=64, BNC=16, BN=64, PREC="tf32"), "bf16", {}),
+        ("s4d.proj[N64_fp32]", diag._proj_kernel, dict(CS=64, BNC=16, BN=64, PREC="tf32x3"), "fp32", {}),
         ("s4d.out[N64]", diag._out_kernel, dict(CS=64, BNC=16, BN=64, PREC="tf32"), "bf16", {}),
+        ("s4d.out[N64_fp32]", diag._out_kernel, dict(CS=64, BNC=16, BN=64, PREC="tf32x3"), "fp32", {}),
     ]
     return out
 

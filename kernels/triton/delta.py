@@ -18,10 +18,13 @@ Kernels (the shared three-phase chunked scan):
             _grads_attn (dq; dk, dG from P), _grads_state (dk, dbeta, dG from the state
             read-out and W), _grads_wy (dv; dk, dbeta, dG from U and T = (I + A)^-1).
 
-Precision: all tiles are float32.  tl.dot uses input_precision="ieee" for
-float32 inputs (so the kernels match the float32 references to ~1e-5) and
-"tf32" for bf16/fp16 inputs (10-bit mantissa, no worse than the inputs'
-own rounding).  Gates enter only as exp of differences G_i - G_j (j <= i),
+Precision: all tiles are float32.  tl.dot uses input_precision="tf32x3" for
+float32 inputs (three tf32 tensor-core products, ~float32 accuracy; "ieee"
+compiles to the FMA path, which for these tile sizes left 32 registers and
+15-25 KB of stack spills per thread in benchmarks/compile_check.py) and
+"tf32" for bf16/fp16 inputs (10-bit mantissa, no worse than the inputs' own
+rounding).  The Triton interpreter computes every dot in plain float32, so
+the CPU tests do not see tf32 rounding (see DOT_PRECISION below).  Gates enter only as exp of differences G_i - G_j (j <= i),
 G_i, G_last - G_j of within-chunk cumulative log gates: never positive.
 """
 from __future__ import annotations
@@ -31,6 +34,16 @@ import triton
 import triton.language as tl
 
 from ..chunking import cdiv, delta_chunk_layout, next_pow2
+
+# tl.dot input precision by input dtype (float32 tiles in every case); override with
+# SCANLAB_DOT_PRECISION=ieee|tf32x3|tf32 for experiments.
+DOT_PRECISION = {torch.float32: "tf32x3", torch.bfloat16: "tf32", torch.float16: "tf32"}
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    import os
+
+    return os.environ.get("SCANLAB_DOT_PRECISION") or DOT_PRECISION.get(dtype, "tf32x3")
 
 
 @triton.jit
@@ -460,14 +473,14 @@ def _grads_wy_kernel(k_ptr, v_ptr, beta_ptr, g_ptr, T_ptr, dN_ptr, dT_ptr, dk_ac
 # Launch options per kernel, shared with benchmarks/compile_check.py (which compiles every kernel for sm_90
 # without a GPU and reports shared memory / registers / spills).
 LAUNCH = {
-    "prepare": dict(num_warps=4),
-    "state_fwd": dict(num_warps=4, num_stages=2),
+    "prepare": dict(num_warps=8),
+    "state_fwd": dict(num_warps=8, num_stages=2),
     "output": dict(num_warps=4),
     "dn_local": dict(num_warps=4),
-    "state_bwd": dict(num_warps=4, num_stages=2),
-    "grads_attn": dict(num_warps=8),
-    "grads_state": dict(num_warps=8),
-    "grads_wy": dict(num_warps=8),
+    "state_bwd": dict(num_warps=8, num_stages=2),
+    "grads_attn": dict(num_warps=8, num_stages=2),
+    "grads_state": dict(num_warps=8, num_stages=2),
+    "grads_wy": dict(num_warps=8, num_stages=2),
 }
 def _config(q, k, v, chunk_size):
     B, T, H, K = q.shape
@@ -475,8 +488,14 @@ def _config(q, k, v, chunk_size):
     BT, _, BC = delta_chunk_layout(n_h, chunk_size)
     BK = max(16, next_pow2(K))
     BV = min(max(16, next_pow2(V)), 64 if BK <= 128 else 32)
-    prec = "ieee" if q.dtype == torch.float32 else "tf32"
-    return dict(B=B, T=T, H=H, K=K, V=V, NH=n_h, BT=BT, BC=BC, BK=BK, BV=BV, NC=cdiv(T, BT), PREC=prec)
+    prec = dot_precision(q.dtype)
+    # The sequential state kernels run one program per (V block, b, h): narrow their V block until there are
+    # >= 2 programs per SM (B*H is often small), down to 16.
+    sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 132
+    BVS = BV
+    while BVS > 16 and B * H * cdiv(V, BVS) < 2 * sms:
+        BVS //= 2
+    return dict(B=B, T=T, H=H, K=K, V=V, NH=n_h, BT=BT, BC=BC, BK=BK, BV=BV, BVS=BVS, NC=cdiv(T, BT), PREC=prec)
 
 
 def _recompute(*, q, k, v, beta, G, h0, c, store_final):
@@ -493,9 +512,10 @@ def _recompute(*, q, k, v, beta, G, h0, c, store_final):
     gp = G if use_g else W  # dummy pointer when unused
     meta = dict(BT=c["BT"], NH=c["NH"], BC=BC, BK=c["BK"], BV=c["BV"], USE_G=use_g, PREC=c["PREC"])
     _prepare_kernel[(NC, B * H)](k, v, beta, gp, Tm, W, U, c["T"], H, K, V, NC, **meta, **LAUNCH["prepare"])
-    _state_fwd_kernel[(cdiv(V, c["BV"]), B * H)](
+    _state_fwd_kernel[(cdiv(V, c["BVS"]), B * H)](
         k, gp, W, U, h, N, h0 if h0 is not None else W, hT if store_final else W,
-        c["T"], H, K, V, NC, HAS_H0=h0 is not None, STORE_HT=store_final, **meta, **LAUNCH["state_fwd"])
+        c["T"], H, K, V, NC, HAS_H0=h0 is not None, STORE_HT=store_final, **dict(meta, BV=c["BVS"]),
+        **LAUNCH["state_fwd"])
     return Tm, W, U, h, N, hT
 
 
@@ -530,9 +550,9 @@ def delta_product_bwd(*, q, k, v, beta, G=None, initial_state=None, do, dhT=None
     _dn_local_kernel[(cdiv(V, c["BV"]), NC, B * H)](q, k, gp, do, dN, T, H, K, V, NC, **meta, **LAUNCH["dn_local"])
     dh = torch.empty_like(h)
     dh0 = torch.empty(B, H, K, V, device=q.device, dtype=torch.float32)
-    _state_bwd_kernel[(cdiv(V, c["BV"]), B * H)](
+    _state_bwd_kernel[(cdiv(V, c["BVS"]), B * H)](
         q, k, gp, W, do, dN, dh, dhT if dhT is not None else dh, dh0, T, H, K, V, NC,
-        HAS_DHT=dhT is not None, **meta, **LAUNCH["state_bwd"])
+        HAS_DHT=dhT is not None, **dict(meta, BV=c["BVS"]), **LAUNCH["state_bwd"])
     f32 = dict(device=q.device, dtype=torch.float32)
     dq = torch.empty_like(q)
     dk = torch.empty_like(k)

@@ -27,6 +27,7 @@ import triton
 import triton.language as tl
 
 from ..chunking import cdiv, next_pow2
+from .delta import dot_precision
 
 
 @triton.jit
@@ -196,7 +197,7 @@ def diagonal_scan_bwd(*, a, h, initial_state=None, dh, chunk_size=64):
 @triton.jit
 def _proj_kernel(x_ptr, m_ptr, z_ptr, T, H, N, NC,
                  CS: tl.constexpr, BNC: tl.constexpr, BN: tl.constexpr, PREC: tl.constexpr):
-    """z[b, c, h, n] = sum_s M[h, s, n] x[b, c*CS + s, h]   (x real [B, T, H], M/z complex)."""
+    """z[b, c, h, n] = sum_s M[h, s, n] x[b, h, c*CS + s]   (x real [B, H, T], M/z complex)."""
     i_cb = tl.program_id(0)
     i_bh = tl.program_id(1)
     i_n = tl.program_id(2)
@@ -205,7 +206,7 @@ def _proj_kernel(x_ptr, m_ptr, z_ptr, T, H, N, NC,
     c = i_cb * BNC + tl.arange(0, BNC)
     s = tl.arange(0, CS)
     t = c[:, None] * CS + s[None, :]
-    x = tl.load(x_ptr + (i_b * T + t) * H + i_h, mask=(c < NC)[:, None] & (t < T), other=0.0).to(tl.float32)
+    x = tl.load(x_ptr + (i_b * H + i_h) * T + t, mask=(c < NC)[:, None] & (t < T), other=0.0).to(tl.float32)
     n = i_n * BN + tl.arange(0, BN)
     moff = 2 * ((i_h * CS + s[:, None]) * N + n[None, :])
     mm = (n < N)[None, :]
@@ -222,7 +223,7 @@ def _proj_kernel(x_ptr, m_ptr, z_ptr, T, H, N, NC,
 @triton.jit
 def _out_kernel(x_ptr, m1_ptr, X_ptr, f_ptr, y_ptr, T, H, N, NC,
                 CS: tl.constexpr, BNC: tl.constexpr, BN: tl.constexpr, PREC: tl.constexpr):
-    """y[b, c*CS + l, h] = sum_s M1[h, l, s] x[b, c*CS + s, h] + Re(sum_n F[h, l, n] X[b, c, h, n])."""
+    """y[b, h, c*CS + l] = sum_s M1[h, l, s] x[b, h, c*CS + s] + Re(sum_n F[h, l, n] X[b, c, h, n])  (x, y [B, H, T])."""
     i_cb = tl.program_id(0)
     i_bh = tl.program_id(1)
     i_b = (i_bh // H).to(tl.int64)
@@ -231,7 +232,7 @@ def _out_kernel(x_ptr, m1_ptr, X_ptr, f_ptr, y_ptr, T, H, N, NC,
     s = tl.arange(0, CS)
     t = c[:, None] * CS + s[None, :]
     tm = (c < NC)[:, None] & (t < T)
-    x = tl.load(x_ptr + (i_b * T + t) * H + i_h, mask=tm, other=0.0).to(tl.float32)
+    x = tl.load(x_ptr + (i_b * H + i_h) * T + t, mask=tm, other=0.0).to(tl.float32)
     m1 = tl.load(m1_ptr + (i_h * CS + s[:, None]) * CS + s[None, :])  # [CS(l), CS(s)]
     y = tl.dot(x, tl.trans(m1), input_precision=PREC)  # [BNC, CS]
     for i_n in range(0, tl.cdiv(N, BN)):
@@ -245,7 +246,7 @@ def _out_kernel(x_ptr, m1_ptr, X_ptr, f_ptr, y_ptr, T, H, N, NC,
         Fr = tl.load(f_ptr + foff, mask=fm, other=0.0)
         Fi = tl.load(f_ptr + foff + 1, mask=fm, other=0.0)
         y += tl.dot(Xr, tl.trans(Fr), input_precision=PREC) - tl.dot(Xi, tl.trans(Fi), input_precision=PREC)
-    tl.store(y_ptr + (i_b * T + t) * H + i_h, y.to(y_ptr.dtype.element_ty), mask=tm)
+    tl.store(y_ptr + (i_b * H + i_h) * T + t, y.to(y_ptr.dtype.element_ty), mask=tm)
 
 
 def _s4d_blocks(N):
@@ -253,26 +254,26 @@ def _s4d_blocks(N):
 
 
 def s4d_proj(x, M, chunk):
-    """[B, T, H] real x, [H, C, N] complex M -> [B, NC, H, N] complex chunk sums."""
-    B, T, H = x.shape
+    """[B, H, T] real x (time-contiguous), [H, C, N] complex M -> [B, NC, H, N] complex chunk sums."""
+    B, H, T = x.shape
     N = M.shape[-1]
     NC = cdiv(T, chunk)
     BNC, BN = _s4d_blocks(N)
     z = torch.empty(B, NC, H, N, dtype=torch.complex64, device=x.device)
-    prec = "ieee" if x.dtype == torch.float32 else "tf32"
+    prec = dot_precision(x.dtype)
     _proj_kernel[(cdiv(NC, BNC), B * H, cdiv(N, BN))](x, _r(M), _r(z), T, H, N, NC,
                                                        CS=chunk, BNC=BNC, BN=BN, PREC=prec)
     return z
 
 
 def s4d_out(x, M1, X, Fm, chunk, out_dtype):
-    """y = chunk-Toeplitz(M1) x + Re(F X): [B, T, H] in out_dtype."""
-    B, T, H = x.shape
+    """y = chunk-Toeplitz(M1) x + Re(F X): x [B, H, T] -> y [B, H, T] in out_dtype."""
+    B, H, T = x.shape
     N = Fm.shape[-1]
     NC = cdiv(T, chunk)
     BNC, BN = _s4d_blocks(N)
-    y = torch.empty(B, T, H, dtype=out_dtype, device=x.device)
-    prec = "ieee" if x.dtype == torch.float32 else "tf32"
+    y = torch.empty(B, H, T, dtype=out_dtype, device=x.device)
+    prec = dot_precision(x.dtype)
     _out_kernel[(cdiv(NC, BNC), B * H)](x, M1.contiguous(), _r(X), _r(Fm), y, T, H, N, NC,
                                         CS=chunk, BNC=BNC, BN=BN, PREC=prec)
     return y
@@ -282,13 +283,14 @@ def s4d_fwd(*, u, toep, E, F, lamC, initial_state=None, chunk_size=64):
     """Fused S4D forward.  Returns y [B, T, H] (u's dtype) and X [B, NC, H, N], the state entering each chunk."""
     B, T, H = u.shape
     N = E.shape[-1]
-    z = s4d_proj(u, E, chunk_size)  # (B NC H N) chunk-local end states
+    ut = u.transpose(1, 2).contiguous()  # (B H T): the chunk kernels read along time (coalesced)
+    z = s4d_proj(ut, E, chunk_size)  # (B NC H N) chunk-local end states
     NC = z.shape[1]
     h0 = initial_state.reshape(B, H * N) if initial_state is not None else None
     after = chunk_state_pass(lamC.reshape(H * N), z.reshape(B, NC, H * N), init=h0)  # (B NC HN)
     first = h0.reshape(B, 1, H * N) if h0 is not None else torch.zeros_like(after[:, :1])
     X = torch.cat([first, after[:, :-1]], 1).reshape(B, NC, H, N).contiguous()
-    y = s4d_out(u, toep, X, F, chunk_size, u.dtype)
+    y = s4d_out(ut, toep, X, F, chunk_size, u.dtype).transpose(1, 2).contiguous()
     return y, X
 
 
@@ -298,13 +300,14 @@ def s4d_bwd(*, u, toep, E, F, lamC, X, dy, dX=None, chunk_size=64):
     N = E.shape[-1]
     NC = X.shape[1]
     Cs = chunk_size
-    gX = s4d_proj(dy, F.conj(), Cs)  # (B NC H N) dL/dX_c from the outputs
+    dyt = dy.transpose(1, 2).contiguous()  # (B H T)
+    gX = s4d_proj(dyt, F.conj(), Cs)  # (B NC H N) dL/dX_c from the outputs
     if dX is not None:
         gX = gX + dX
     G = chunk_state_pass(lamC.reshape(H * N), gX.reshape(B, NC, H * N), reverse=True, conj=True)
     G = G.reshape(B, NC, H, N)  # total gradient of the state entering chunk c
     gz = torch.cat([G[:, 1:], torch.zeros_like(G[:, :1])], 1).contiguous()  # grad of z_c = grad of X_{c+1}
-    du = s4d_out(dy, toep.transpose(1, 2), gz, E.conj(), Cs, u.dtype)
+    du = s4d_out(dyt, toep.transpose(1, 2), gz, E.conj(), Cs, u.dtype).transpose(1, 2).contiguous()
     # parameter-side reductions over (batch, chunk): batched matmuls of O(B T H) and O(B NC H N) tensors
     Tp = NC * Cs
     uc = torch.nn.functional.pad(u.float(), (0, 0, 0, Tp - T)).reshape(B, NC, Cs, H)

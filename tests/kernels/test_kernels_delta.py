@@ -55,6 +55,7 @@ TRITON_CASES = [
     (1, 19, 3, 3, 20, 12, True, True),
     (1, 17, 4, 2, 16, 16, True, True),
     (1, 40, 2, 1, 32, 20, False, True),
+    (1, 18, 2, 1, 130, 70, True, True),  # K > 128: BK = 256 masked, BV = 32 with a partial third V block
 ]
 
 
@@ -68,14 +69,15 @@ def test_triton_matches_naive(case):
     assert_all_close(out, ref, FP32_TOL, NAMES)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=needs_triton)])
-def test_bf16_against_fp32_reference(backend):
+def test_low_precision_against_fp32_reference(backend, dtype):
     inputs = delta_inputs(1, 37, 2, 2, 32, 16, True, True, seed=3)
-    # round q, k, v to bf16 first; the reference sees the same rounded values in float32
-    inputs = [x.to(torch.bfloat16).float() if i < 3 else x for i, x in enumerate(inputs)]
+    # round q, k, v first; the reference sees the same rounded values in float32
+    inputs = [x.to(dtype).float() if i < 3 else x for i, x in enumerate(inputs)]
     ref = _run("naive", inputs, 16)
-    out = _run(backend, inputs, 16, dtype=torch.bfloat16)
-    assert out[0].dtype == torch.bfloat16 and out[1].dtype == torch.float32
+    out = _run(backend, inputs, 16, dtype=dtype)
+    assert out[0].dtype == dtype and out[1].dtype == torch.float32
     assert_all_close(out, ref, BF16_TOL, NAMES)
 
 

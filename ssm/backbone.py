@@ -188,6 +188,8 @@ class SequenceModel(nn.Module):
             raise ValueError(f"mask must be a bool tensor of shape {tuple(lead)}, got {mask.dtype} {tuple(mask.shape)}")
         if x.shape[-1 if self.d_input is None else -2] == 0:
             raise ValueError("x has length 0: sequences need at least one position")
+        if x.shape[0] == 0:
+            raise ValueError(f"x has batch size 0, got shape {tuple(x.shape)}")
 
     def features(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Encoder and residual blocks: (B, L) or (B, L, d_input) -> (B, L, d_model)."""

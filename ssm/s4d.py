@@ -78,11 +78,13 @@ def causal_fft_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def check_input(x: torch.Tensor, d_model: int, name: str = "x") -> None:
-    """Raise a ValueError naming ``name`` unless x is a real (batch, length, d_model) tensor with length >= 1."""
+    """Raise a ValueError naming ``name`` unless x is a real (batch, length, d_model) tensor with batch and length >= 1."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (batch, length, d_model={d_model}), got {type(x).__name__}")
     if x.dim() != 3 or x.shape[-1] != d_model:
         raise ValueError(f"{name} must have shape (batch, length, d_model={d_model}), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has batch size 0: the layer needs at least one sequence, got shape {tuple(x.shape)}")
     if x.shape[1] == 0:
         raise ValueError(f"{name} has length 0: the layer needs at least one position, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -95,6 +97,8 @@ def check_step_input(x_t: torch.Tensor, d_model: int, name: str = "x_t") -> None
         raise TypeError(f"{name} must be a torch.Tensor of shape (batch, d_model={d_model}), got {type(x_t).__name__}")
     if x_t.dim() != 2 or x_t.shape[-1] != d_model:
         raise ValueError(f"{name} must have shape (batch, d_model={d_model}), got {tuple(x_t.shape)}")
+    if x_t.shape[0] == 0:
+        raise ValueError(f"{name} has batch size 0: the layer needs at least one sequence")
     if not x_t.is_floating_point():
         raise TypeError(f"{name} must be a real floating tensor, got dtype {x_t.dtype}")
 
@@ -214,11 +218,15 @@ class S4D(nn.Module):
         )
 
     def ssm_parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(log Λ̄ (H, N/2), B̄ (H, N/2), C (c, H, N/2), D (H,)) of the discretised system; complex64 / float32."""
-        dt = torch.exp(self.log_dt).unsqueeze(-1)  # (H 1)
-        Lam = torch.complex(-torch.exp(self.log_A_real), self.A_imag)  # (H N2)
-        log_Lam_bar, B_bar = discretize(dt * Lam, dt, torch.view_as_complex(self.B), self.discretization)
-        return log_Lam_bar, B_bar, torch.view_as_complex(self.C), self.D
+        """(log Λ̄ (H, N/2), B̄ (H, N/2), C (c, H, N/2), D (H,)) of the discretised system; complex64 / float32.
+
+        Always computed in float32, also when the module was cast to bf16/fp16 (``bf16-true``
+        training): complex arithmetic has no half-precision types, and Λ, Δ need the range.
+        """
+        dt = torch.exp(self.log_dt.float()).unsqueeze(-1)  # (H 1)
+        Lam = torch.complex(-torch.exp(self.log_A_real.float()), self.A_imag.float())  # (H N2)
+        log_Lam_bar, B_bar = discretize(dt * Lam, dt, torch.view_as_complex(self.B.float()), self.discretization)
+        return log_Lam_bar, B_bar, torch.view_as_complex(self.C.float()), self.D.float()
 
     def kernel(self, length: int) -> torch.Tensor:
         """Convolution kernel K_ℓ = 2 Re Σ_n C_n B̄_n Λ̄_n^ℓ, ℓ < length: (c, H, length) float32."""

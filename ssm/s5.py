@@ -138,12 +138,15 @@ class S5(nn.Module):
     @property
     def Lambda(self) -> torch.Tensor:
         """Continuous-time eigenvalues Λ, complex64 (P/2,) (P without conj_sym)."""
-        return torch.complex(-torch.exp(self.log_Lambda_real), self.Lambda_imag)
+        return torch.complex(-torch.exp(self.log_Lambda_real.float()), self.Lambda_imag.float())
 
     def ssm_parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(Λ̄ (Pk,), B̄ (Pk, H), C̃ (c, H, Pk), D (H,)) of the discretised system; complex64 / float32."""
-        Lam_bar, B_bar = discretize_s5(self.Lambda, torch.view_as_complex(self.B), torch.exp(self.log_dt), self.discretization)
-        return Lam_bar, B_bar, torch.view_as_complex(self.C), self.D
+        """(Λ̄ (Pk,), B̄ (Pk, H), C̃ (c, H, Pk), D (H,)) of the discretised system; complex64 / float32.
+
+        Always computed in float32, also when the module was cast to bf16/fp16.
+        """
+        Lam_bar, B_bar = discretize_s5(self.Lambda, torch.view_as_complex(self.B.float()), torch.exp(self.log_dt.float()), self.discretization)
+        return Lam_bar, B_bar, torch.view_as_complex(self.C.float()), self.D.float()
 
     def _readout(self, h: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
         """Re(C̃ h) (·2 with conj_sym): h (.., Pk) complex, C (H, Pk) -> (.., H) float32."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 
@@ -46,3 +47,11 @@ def test_fast_dev_run_tests_current_weights(make_config):
 def test_bad_ckpt_path_fails_clearly(make_config, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         train(make_config(*TINY, f"ckpt_path={tmp_path / 'nope.ckpt'}"))
+
+
+@pytest.mark.parametrize("model", ["s4d", "deltaproduct"])
+def test_bf16_mixed_precision_trains(make_config, model):
+    """trainer.precision=bf16-mixed: autocast around the blocks, the scans keep float32 state."""
+    extra = ["model.n_layers=1"] if model == "deltaproduct" else []
+    metrics = train(make_config(*[o for o in TINY if "d_state" not in o or model == "s4d"], f"model={model}", *extra, "trainer.precision=bf16-mixed", "trainer.max_steps=2"))
+    assert math.isfinite(metrics["test/loss"]) and 0 < metrics["test/loss"] < 10

@@ -205,6 +205,9 @@ class PathfinderDataModule(SequenceDataModule):
             log.warning("%s: skipping %d missing or empty image files: %s", self.name, len(missing), missing[:5])
         if len(present) < 3:
             raise MissingDataError(f"{root / 'metadata'} lists {len(present)} readable images; need at least 3")
+        with Image.open(paths[present[0]]) as first:  # a wrong resolution fails here, before any decoding
+            if first.size != (self.resolution, self.resolution):
+                raise ValueError(f"{paths[present[0]]}: expected a {self.resolution}x{self.resolution} image, got {first.size[0]}x{first.size[1]} (is data_dir the right task's folder?)")
         features = datasets.Features(
             {"x": datasets.Sequence(datasets.Value("uint8"), length=self.resolution**2), "y": datasets.Value("int64"), "length": datasets.Value("int32")}
         )

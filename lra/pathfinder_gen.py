@@ -177,12 +177,17 @@ class _Segment:
         self.solid, self.halo, self.ink, self.box = solid, halo, ink, box
 
 
-def _distinct_rows(codes: np.ndarray) -> list[np.ndarray]:
-    """The distinct values of every row of a 2-d integer array."""
+def _distinct_rows(codes: np.ndarray, width: int, span: int, stride: int) -> list[list[int]]:
+    """The distinct values of every row of ``codes`` (cells ``(dy + span) * width + (dx + span)``),
+    as flat offsets ``dy * stride + dx``: one list per row."""
     codes = np.sort(codes, axis=1)
-    keep = np.ones(codes.shape, dtype=bool)
-    keep[:, 1:] = codes[:, 1:] != codes[:, :-1]
-    return [row[k] for row, k in zip(codes, keep)]
+    repeat = np.zeros(codes.shape, dtype=bool)
+    repeat[:, 1:] = codes[:, 1:] == codes[:, :-1]
+    counts = (~repeat).sum(axis=1).tolist()
+    codes = np.sort(np.where(repeat, np.iinfo(np.int64).max, codes), axis=1)  # distinct values first
+    codes = codes[:, : max(counts)]
+    offsets = ((codes // width - span) * stride + (codes % width - span)).tolist()  # one conversion for all rows
+    return [row[:k] for row, k in zip(offsets, counts)]
 
 
 def _segment_table(points: np.ndarray, inked: np.ndarray, size: int, aa: int, halo_r: int) -> list:
@@ -191,20 +196,14 @@ def _segment_table(points: np.ndarray, inked: np.ndarray, size: int, aa: int, ha
     pix = np.floor(points).astype(np.int64).reshape(-1, points.shape[3], 2)  # (A*Q*Q P 2)
     span = int(np.abs(pix).max()) + halo_r + 1  # offsets fit in [-span, span]
     width = 2 * span + 1
-
-    def flat(rows: list[np.ndarray], stride: int) -> list[list[int]]:  # codes -> flat offsets on a `stride`-wide grid
-        return [((r // width - span) * stride + (r % width - span)).tolist() for r in rows]
-
-    solid_rows = _distinct_rows((pix[..., 0] + span) * width + pix[..., 1] + span)
+    solid = _distinct_rows((pix[..., 0] + span) * width + pix[..., 1] + span, width, span, size)
     hy, hx = np.mgrid[-halo_r : halo_r + 1, -halo_r : halo_r + 1]
     grown = pix[:, :, None, :] + np.stack([hy.ravel(), hx.ravel()], axis=1)[None, None]  # (E P H 2)
-    halo_rows = _distinct_rows(((grown[..., 0] + span) * width + grown[..., 1] + span).reshape(len(pix), -1))
+    halo = _distinct_rows(((grown[..., 0] + span) * width + grown[..., 1] + span).reshape(len(pix), -1), width, span, size)
     fine = np.floor(points.reshape(len(pix), -1, 2)[:, inked] * aa).astype(np.int64)  # (E P' 2)
     fine_span = aa * span
     fine_width = 2 * fine_span + 1
-    ink_rows = _distinct_rows((fine[..., 0] + fine_span) * fine_width + fine[..., 1] + fine_span)
-    solid, halo = flat(solid_rows, size), flat(halo_rows, size)
-    ink = [((r // fine_width - fine_span) * (size * aa) + (r % fine_width - fine_span)).tolist() for r in ink_rows]
+    ink = _distinct_rows((fine[..., 0] + fine_span) * fine_width + fine[..., 1] + fine_span, fine_width, fine_span, size * aa)
     boxes = np.stack([pix[..., 0].min(1), pix[..., 0].max(1), pix[..., 1].min(1), pix[..., 1].max(1)], axis=1).tolist()
     segments = [_Segment(*args) for args in zip(solid, halo, ink, map(tuple, boxes))]
     by_angle = np.array(segments, dtype=object).reshape(n_angles, q, q)
@@ -266,6 +265,8 @@ class Renderer:
         self.hi = size - self.lo  # pixel rows/cols lo .. hi-1 may be used
         self.end_lo = max(self.lo, int(math.floor(params.marker_radius)) + halo_r)
         self.end_hi = size - 1 - self.end_lo  # end pixels end_lo .. end_hi
+        if self.end_hi - self.end_lo < 2:
+            raise ValueError(f"a {size}x{size} image is too small for markers of radius {params.marker_radius} with separation {params.separation}")
 
     # ------------------------------------------------------------------ placement
     def _disc_clear(self, y: float, x: float, taken: bytearray) -> bool:

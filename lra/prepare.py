@@ -219,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     if report.ignored:
         print(f"ignored {report.ignored} members outside the recognised folders")
     print("\ntask        status   location")
-    for task, ok, where in status(args.dest):
+    rows = status(args.dest)
+    for task, ok, where in rows:
         print(f"{task:<11} {'found' if ok else 'MISSING':<8} {where}")
+    if not all(ok for _, ok, _ in rows):
+        print(f"\nadd what is missing with: python -m lra.prepare --source <archive or folder> --dest {args.dest}")
     return 0
 
 

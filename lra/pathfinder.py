@@ -30,11 +30,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from lra.base import MissingDataError, SequenceDataModule, seeded_split
 from lra.image import PixelCollate
@@ -68,14 +70,38 @@ def read_metadata(root: Path) -> tuple[list[Path], list[int]]:
     return paths, labels
 
 
-def pixel_rows(path: list[str], label: list[int], size: int) -> Iterator[dict[str, Any]]:
-    """Rows ``{"x": (size*size,) uint8, "y", "length"}`` decoded from PNG files (lists, so they can be sharded)."""
-    for file, y in zip(path, label):
+def decode(paths: list[str], size: int) -> np.ndarray:
+    """uint8 (len(paths), size*size) pixels of grayscale PNG files."""
+    out = np.empty((len(paths), size * size), dtype=np.uint8)
+    for i, file in enumerate(paths):
         with Image.open(file) as img:
             if img.size != (size, size):
                 raise ValueError(f"{file}: expected a {size}x{size} image, got {img.size[0]}x{img.size[1]}")
-            x = np.asarray(img.convert("L"), dtype=np.uint8).reshape(-1)
-        yield {"x": x, "y": y, "length": size * size}
+            out[i] = np.asarray(img.convert("L"), dtype=np.uint8).reshape(-1)
+    return out
+
+
+def _decode_star(args: tuple) -> np.ndarray:
+    return decode(*args)
+
+
+def pixel_batches(paths: list[str], labels: list[int], size: int, num_proc: int = 1, chunk: int = 512, desc: str = "decoding") -> Iterator[dict[str, Any]]:
+    """Batches ``{"x": FixedSizeList<uint8>, "y", "length"}`` of decoded images, decoded by ``num_proc`` processes."""
+    import pyarrow as pa
+
+    jobs = [(paths[i : i + chunk], size) for i in range(0, len(paths), chunk)]
+    bar = tqdm(total=len(paths), desc=desc, unit="img", leave=False)
+    pool = get_context("fork").Pool(num_proc) if num_proc > 1 and len(jobs) > 1 else None
+    try:
+        for k, pixels in enumerate(pool.imap(_decode_star, jobs) if pool else map(_decode_star, jobs)):
+            y = labels[k * chunk : k * chunk + len(pixels)]
+            bar.update(len(pixels))
+            yield {"x": pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1)), size * size), "y": y, "length": [size * size] * len(y)}
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
 
 
 class PathfinderDataModule(SequenceDataModule):
@@ -214,8 +240,8 @@ class PathfinderDataModule(SequenceDataModule):
         out = {}
         for split, idx in zip(("train", "val", "test"), seeded_split(len(present), self.fractions, self.split_seed)):
             chosen = [present[i] for i in idx]
-            rows = {"path": [str(paths[i]) for i in chosen], "label": [labels[i] for i in chosen], "size": self.resolution}
-            out[split] = self.stream_dataset(pixel_rows, rows, features, num_proc=min(self.num_proc, max(1, len(chosen) // 1000)))
+            batches = pixel_batches([str(paths[i]) for i in chosen], [labels[i] for i in chosen], self.resolution, self.num_proc, desc=f"decoding {self.name} {split}")
+            out[split] = self.stream_dataset(batches, features)
         return out
 
 

@@ -52,19 +52,43 @@ def parse_line(line: str, where: str) -> tuple[int, str, str]:
     return label, fields[3], fields[4]
 
 
-def pair_rows(path: list[str], max_length: int) -> Iterator[dict[str, Any]]:
-    """Rows ``{"x": (2, L) uint8, "y", "length"}`` of AAN TSV files (a list, so the reader can be sharded)."""
-    for file in path:
-        with open(file, encoding="utf-8", errors="replace", newline="") as f:
-            for lineno, line in enumerate(tqdm(f, desc=f"reading {Path(file).name}", unit="pair", leave=False), start=1):
-                if not line.strip():
-                    continue
-                label, text1, text2 = parse_line(line, f"{file}:{lineno}")
-                a, b = encode_bytes(text1, max_length), encode_bytes(text2, max_length)
-                x = np.zeros((2, max(len(a), len(b), 1)), dtype=np.uint8)
-                x[0, : len(a)] = a
-                x[1, : len(b)] = b
-                yield {"x": x, "y": label, "length": x.shape[1]}
+def pair_batches(path: Path, max_length: int, batch_size: int = 256) -> Iterator[dict[str, Any]]:
+    """Batches ``{"x": list<list<uint8>>, "y", "length"}`` of an AAN TSV file, read as a stream.
+
+    An example's ``x`` holds its two documents, the shorter right-padded with 0 to the
+    length of the longer, so it reads back as a (2, L) array.
+    """
+    import pyarrow as pa
+
+    def pack(docs: list[np.ndarray], labels: list[int]) -> dict[str, Any]:
+        pairs = [(a, b) for a, b in zip(docs[::2], docs[1::2])]
+        lengths = [max(len(a), len(b), 1) for a, b in pairs]
+        values = np.zeros(2 * sum(lengths), dtype=np.uint8)
+        inner = np.zeros(2 * len(pairs) + 1, dtype=np.int32)  # document boundaries in `values`
+        at = 0
+        for k, ((a, b), n) in enumerate(zip(pairs, lengths)):
+            values[at : at + len(a)] = a
+            values[at + n : at + n + len(b)] = b
+            inner[2 * k + 1], inner[2 * k + 2] = at + n, at + 2 * n
+            at += 2 * n
+        documents = pa.ListArray.from_arrays(pa.array(inner), pa.array(values))
+        outer = pa.array(np.arange(0, 2 * len(pairs) + 1, 2, dtype=np.int32))
+        return {"x": pa.ListArray.from_arrays(outer, documents), "y": labels, "length": lengths}
+
+    docs: list[np.ndarray] = []
+    labels: list[int] = []
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        for lineno, line in enumerate(tqdm(f, desc=f"reading {path.name}", unit="pair", leave=False), start=1):
+            if not line.strip():
+                continue
+            label, text1, text2 = parse_line(line, f"{path}:{lineno}")
+            docs += [encode_bytes(text1, max_length), encode_bytes(text2, max_length)]
+            labels.append(label)
+            if len(labels) == batch_size:
+                yield pack(docs, labels)
+                docs, labels = [], []
+    if labels:
+        yield pack(docs, labels)
 
 
 class RetrievalDataModule(SequenceDataModule):
@@ -108,7 +132,4 @@ class RetrievalDataModule(SequenceDataModule):
         features = datasets.Features(
             {"x": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))), "y": datasets.Value("int64"), "length": datasets.Value("int32")}
         )
-        return {
-            split: self.stream_dataset(pair_rows, {"path": [str(path)], "max_length": self.max_length}, features)
-            for split, path in self._files().items()
-        }
+        return {split: self.stream_dataset(pair_batches(path, self.max_length), features) for split, path in self._files().items()}

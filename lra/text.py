@@ -44,6 +44,16 @@ def encode_bytes(text: str | bytes, max_length: int) -> np.ndarray:
     return ids[:max_length]
 
 
+def list_array(arrays: list[np.ndarray]):
+    """A pyarrow list array of 1-d uint8 arrays, built from one buffer (``datasets`` would convert them one by one)."""
+    import pyarrow as pa
+
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    values = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint8)
+    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values.astype(np.uint8, copy=False))).cast(pa.list_(pa.uint8()))
+
+
 def byte_features():
     import datasets
 
@@ -141,7 +151,7 @@ class TextDataModule(SequenceDataModule):
         data = self._read()
 
         def make(ids: list[np.ndarray], labels: list[int]):
-            return datasets.Dataset.from_dict({"x": ids, "y": labels, "length": [len(i) for i in ids]}, features=byte_features())
+            return datasets.Dataset.from_dict({"x": list_array(ids), "y": labels, "length": [len(i) for i in ids]}, features=byte_features())
 
         train_ids, train_labels = data["train"]
         test = make(*data["test"])

@@ -210,6 +210,11 @@ class PathfinderDataModule(SequenceDataModule):
         params = dataclasses.asdict(self.gen_params())
         return {"source": kind, "root": str(root.resolve()), "num": self._generated_count(), "gen_seed": self.gen_seed, "params": params, **common}
 
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits and self._source()[0] == "generated":
+            log.warning("%s: using SYNTHETIC generated data (lra.pathfinder_gen) from %s", self.name, self.generated_root())
+        super().setup(stage)
+
     # ------------------------------------------------------------------ building
     def build_splits(self) -> dict[str, Any]:
         import datasets

@@ -14,10 +14,10 @@ label away either.
 
 A contour is a chain of ``contour_length`` segments of length ``dash + gap``; the angle
 turns by a uniform random amount in [-max_turn, max_turn] degrees from one segment to
-the next, and only the first ``dash`` pixels of every segment are inked.  Contours are
-placed by proposing a batch of random contours at once (numpy) and keeping the first
-that stays inside the image and clear of everything drawn so far.  Lines are drawn with
-``antialias`` x supersampling and averaged down, so dashes have soft edges.
+the next, and only the first ``dash`` pixels of every segment are inked.  Contours grow
+segment by segment and keep clear of the image border, of everything drawn before and
+of their own older segments (see ``Renderer``).  Lines are drawn with ``antialias`` x
+supersampling and averaged down, so dashes have soft edges.
 
 Output (as released, so ``lra.pathfinder`` reads it unchanged)::
 
@@ -102,7 +102,7 @@ class PathfinderParams:
     thickness: float = 1.0
     marker_radius: float = 1.5
     separation: int = 2
-    max_turn: float = 30.0
+    max_turn: float = 60.0
     antialias: int = 2
 
     @classmethod

@@ -309,15 +309,18 @@ class Renderer:
                 row = (self.last if k == n - 1 else self.full)[int(cy * q) % q][int(cx * q) % q]
                 blocked = states[k]
                 found = None
+                prev = angles[-1] if k else 0
+                side = 0  # towards the centre of the image: +1 or -1, worked out when needed
                 for attempt in range(TURN_TRIES):
                     if k == 0:
                         b = int(centre + 180 * random_() - 90) % ANGLES
                     elif attempt == 0:
-                        b = int(angles[-1] + self.max_turn * (2 * random_() - 1)) % ANGLES
+                        b = int(prev + self.max_turn * (2 * random_() - 1)) % ANGLES
                     else:  # blocked: turn towards the centre of the image instead
-                        inward = math.degrees(math.atan2(size / 2 - cy, size / 2 - cx))
-                        side = 1 if (inward - angles[-1]) % ANGLES < ANGLES / 2 else -1
-                        b = int(angles[-1] + side * self.max_turn * random_()) % ANGLES
+                        if not side:
+                            inward = math.degrees(math.atan2(size / 2 - cy, size / 2 - cx))
+                            side = 1 if (inward - prev) % ANGLES < ANGLES / 2 else -1
+                        b = int(prev + side * self.max_turn * random_()) % ANGLES
                     seg = row[b]
                     y_min, y_max, x_min, x_max = seg.box
                     if iy + y_min < lo or iy + y_max >= hi or ix + x_min < lo or ix + x_max >= hi:

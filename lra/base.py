@@ -27,8 +27,10 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import lightning as L
 import numpy as np
@@ -48,6 +50,20 @@ def settings_key(settings: dict[str, Any]) -> str:
     """A short, stable hash of the settings that determine a cached dataset."""
     blob = json.dumps(settings, sort_keys=True, default=str).encode()
     return hashlib.sha1(blob).hexdigest()[:12]
+
+
+def seeded_split(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Split ``range(n)`` at random with a fixed seed into parts of the given fractions.
+
+    Part sizes are ``floor(fraction * n)``, except the last part, which takes the rest.
+    Each part is returned sorted (files are then read in their stored order).
+    """
+    if n < 0 or any(f < 0 for f in fractions) or sum(fractions) > 1 + 1e-9:
+        raise ValueError(f"need n >= 0 and non-negative fractions summing to at most 1, got n={n}, fractions={list(fractions)}")
+    order = np.random.default_rng(seed).permutation(n)
+    sizes = [int(math.floor(f * n)) for f in fractions[:-1]]
+    bounds = np.cumsum([0, *sizes, n - sum(sizes)])
+    return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class ArrowSequences(Dataset):
@@ -262,6 +278,9 @@ class SequenceDataModule(L.LightningDataModule):
         self.limits = {"train": limit_train, "val": limit_val, "test": limit_test}
         self.seed = int(seed)
         self.splits: dict[str, ArrowSequences] = {}
+        # Turns a list of examples into a batch; subclasses that store compact inputs
+        # (e.g. uint8 pixels) replace it with a picklable callable that builds the batch contract.
+        self.collate_fn = pad_collate
 
     # ----------------------------------------------------------------- model dims
     @property
@@ -288,6 +307,30 @@ class SequenceDataModule(L.LightningDataModule):
         settings = {"task": self.name, **self.cache_settings()}
         return self.data_dir / "cache" / f"{self.name}-{settings_key(settings)}"
 
+    @property
+    def scratch_dir(self) -> Path:
+        """Working space while the cache is built (``stream_dataset`` writes here); removed afterwards."""
+        return self.cache_dir.with_name(self.cache_dir.name + ".build")
+
+    def stream_dataset(self, batches: Iterable[dict[str, Any]], features):
+        """A ``datasets.Dataset`` written batch by batch to an Arrow file under ``scratch_dir``.
+
+        For data too large to hold in memory (Retrieval, Path-X).  Every batch maps the
+        column names of ``features`` to pyarrow arrays (or anything
+        ``pyarrow.RecordBatch.from_pydict`` accepts for that type); building whole columns
+        of a batch at once is much faster than converting example by example.
+        """
+        import datasets
+        import pyarrow as pa
+
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        path = self.scratch_dir / f"{uuid.uuid4().hex}.arrow"
+        schema = features.arrow_schema
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            for batch in batches:
+                writer.write_batch(pa.RecordBatch.from_pydict(batch, schema=schema))
+        return datasets.Dataset.from_file(str(path), info=datasets.DatasetInfo(features=features))
+
     def prepare_data(self) -> None:
         """Build and cache the processed splits once (runs on one process per node)."""
         import datasets
@@ -295,12 +338,15 @@ class SequenceDataModule(L.LightningDataModule):
         done = self.cache_dir / "done.json"
         if done.exists():
             return
-        splits = self.build_splits()
-        missing = [s for s in SPLITS if s not in splits]
-        if missing:
-            raise RuntimeError(f"{type(self).__name__}.build_splits() returned no {missing} split")
-        tmp = self.cache_dir.with_name(self.cache_dir.name + ".tmp")
-        datasets.DatasetDict({s: splits[s] for s in SPLITS}).save_to_disk(str(tmp))
+        try:
+            splits = self.build_splits()
+            missing = [s for s in SPLITS if s not in splits]
+            if missing:
+                raise RuntimeError(f"{type(self).__name__}.build_splits() returned no {missing} split")
+            tmp = self.cache_dir.with_name(self.cache_dir.name + ".tmp")
+            datasets.DatasetDict({s: splits[s] for s in SPLITS}).save_to_disk(str(tmp))
+        finally:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
         if self.cache_dir.exists():  # a concurrent builder finished first
             return
         tmp.rename(self.cache_dir)
@@ -338,7 +384,7 @@ class SequenceDataModule(L.LightningDataModule):
         return ResumableLoader(
             data,
             sampler,
-            collate_fn=pad_collate,
+            collate_fn=self.collate_fn,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,

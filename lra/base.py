@@ -344,10 +344,12 @@ class SequenceDataModule(L.LightningDataModule):
             if missing:
                 raise RuntimeError(f"{type(self).__name__}.build_splits() returned no {missing} split")
             tmp = self.cache_dir.with_name(self.cache_dir.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)  # left over by an interrupted build
             datasets.DatasetDict({s: splits[s] for s in SPLITS}).save_to_disk(str(tmp))
         finally:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
         if self.cache_dir.exists():  # a concurrent builder finished first
+            shutil.rmtree(tmp, ignore_errors=True)
             return
         tmp.rename(self.cache_dir)
         settings = {"task": self.name, **self.cache_settings()}

@@ -16,7 +16,7 @@ Groups on offer (``make_group`` parses their names):
 * ``GxH`` (e.g. ``Z3xZ4xZ5``, ``A5xZ2``): direct products; the pair (g, h) has index
   g·|H| + h and multiplies component-wise.
 
-Tables are small (|S5| = 120, |A5 x Z2| = 240) and built with numpy in milliseconds.
+Tables are small (|S5| = 120, |A5 x Z2| = 120, at most 2048 elements) and built with numpy in milliseconds.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+# Tables are dense (order x order); these bounds keep them, and their construction, small.
+MAX_POINTS = 6  # S_n and A_n for n <= 6
+MAX_ORDER = 2048
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,8 @@ def _smallest_dtype(order: int):
 
 def cyclic(n: int) -> Group:
     """Z_n: integers mod n under addition."""
-    if n < 1:
-        raise ValueError(f"a cyclic group needs n >= 1, got {n}")
+    if not 1 <= n <= MAX_ORDER:
+        raise ValueError(f"a cyclic group needs 1 <= n <= {MAX_ORDER}, got {n}")
     a = np.arange(n)
     table = ((a[:, None] + a[None, :]) % n).astype(_smallest_dtype(n))
     return Group(f"Z{n}", table, tuple(range(n)))
@@ -109,15 +114,15 @@ def permutation_parity(perms: np.ndarray) -> np.ndarray:
 
 def symmetric(n: int) -> Group:
     """S_n: all permutations of n points (n! elements), identity first."""
-    if not 1 <= n <= 7:
-        raise ValueError(f"symmetric groups are offered for 1 <= n <= 7 (|S7| = 5040), got n={n}")
+    if not 1 <= n <= MAX_POINTS:
+        raise ValueError(f"symmetric groups are offered for 1 <= n <= {MAX_POINTS} (|S6| = 720), got n={n}")
     return _permutation_group(f"S{n}", _permutations(n))
 
 
 def alternating(n: int) -> Group:
     """A_n: the even permutations of n points (n!/2 elements for n >= 2), identity first."""
-    if not 1 <= n <= 7:
-        raise ValueError(f"alternating groups are offered for 1 <= n <= 7, got n={n}")
+    if not 1 <= n <= MAX_POINTS:
+        raise ValueError(f"alternating groups are offered for 1 <= n <= {MAX_POINTS}, got n={n}")
     perms = _permutations(n)
     return _permutation_group(f"A{n}", perms[permutation_parity(perms) == 0])
 
@@ -125,8 +130,8 @@ def alternating(n: int) -> Group:
 def direct_product(g: Group, h: Group) -> Group:
     """G x H: the pair (a, b) has index a·|H| + b and (a, b)(c, d) = (ac, bd)."""
     order = g.order * h.order
-    if order > 5040:
-        raise ValueError(f"{g.name}x{h.name} has {order} elements; tables are offered up to 5040")
+    if order > MAX_ORDER:
+        raise ValueError(f"{g.name}x{h.name} has {order} elements; tables are offered up to {MAX_ORDER}")
     a = np.arange(order)
     ga, ha = a // h.order, a % h.order
     table = g.table[ga[:, None], ga[None, :]].astype(np.int64) * h.order + h.table[ha[:, None], ha[None, :]]

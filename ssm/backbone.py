@@ -10,6 +10,10 @@ The sequence layer (S4D, S5, DeltaProduct, ...) is injected as a factory taking
 ``d_model``; it mixes along the sequence, the block adds the position-wise non-linearity.
 Padded positions are zeroed before every sequence layer, so a recurrence run backwards
 (bidirectional layers) starts from the last real token with a zero state.
+
+``SequenceModel.initial_state`` / ``step`` run a model of causal layers token by token
+(recurrent inference); with batch norm this needs eval mode, where the norm is the same
+affine map at every position.
 """
 
 from __future__ import annotations
@@ -44,6 +48,16 @@ class Norm(nn.Module):
             return self.norm(x.transpose(1, 2)).transpose(1, 2)  # BatchNorm1d wants (B D L)
         return self.norm(x)
 
+    def step(self, x_t: torch.Tensor) -> torch.Tensor:
+        """One position, (B, D).  Batch norm must be in eval mode: its running statistics make it
+        the same affine map at every position, so a step equals the sequence computation."""
+        if self.kind == "batch" and self.training:
+            raise RuntimeError(
+                "step with norm='batch' needs eval mode (model.eval()): in training mode batch norm "
+                "normalises with statistics over the whole (batch, length) input, which a step cannot see"
+            )
+        return self.norm(x_t)
+
 
 class ResidualBlock(nn.Module):
     """norm -> sequence layer -> activation -> position-wise Linear or GLU -> dropout -> residual.
@@ -77,6 +91,14 @@ class ResidualBlock(nn.Module):
         z = self.dropout(self.out(self.activation(z)))
         x = x + z
         return x if self.prenorm else self.norm(x)
+
+    def step(self, x_t: torch.Tensor, state):
+        """One position: x_t (B, D) and the layer's state -> (B, D) and the new state."""
+        z = self.norm.step(x_t) if self.prenorm else x_t  # (B D)
+        z, state = self.layer.step(z, state)
+        z = self.dropout(self.out(self.activation(z)))
+        x_t = x_t + z
+        return (x_t if self.prenorm else self.norm.step(x_t)), state
 
 
 class SequenceModel(nn.Module):
@@ -189,6 +211,50 @@ class SequenceModel(nn.Module):
         if self.output == "token":
             return self.head(h)  # (B L C)
         return self.head(self._pool(h, mask))  # (B C)
+
+    def initial_state(self, batch_size: int) -> dict:
+        """State before the first token for ``step``: every layer's state and the running pooled sum."""
+        if self.dual:
+            raise RuntimeError("step is not defined for paired documents (dual=True)")
+        device = self.head.weight.device if isinstance(self.head, nn.Linear) else None
+        return {
+            "layers": [block.layer.initial_state(batch_size) for block in self.blocks],
+            "sum": torch.zeros(batch_size, self.d_model, device=device),  # (B D) sum of features so far
+            "count": 0,
+        }
+
+    def step(self, x_t: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """Token-by-token inference through the whole stack (causal layers, eval mode with batch norm).
+
+        x_t: (B,) token ids or (B, d_input) features.  Returns the logits (B, num_classes) of the
+        prefix read so far, equal to ``forward`` on that prefix (all positions real): for
+        output="token" the prediction at this position, for output="pool" the pooled
+        (mean or last) prediction of the prefix.
+
+        Example:
+            >>> from functools import partial
+            >>> from ssm import S4D
+            >>> model = SequenceModel(partial(S4D, d_state=16), num_classes=10, d_model=32, n_layers=2, vocab_size=20).eval()
+            >>> state = model.initial_state(4)
+            >>> for token in torch.randint(1, 20, (6, 4)):
+            ...     logits, state = model.step(token, state)
+            >>> logits.shape
+            torch.Size([4, 10])
+        """
+        want = 1 + (self.d_input is not None)
+        if x_t.dim() != want or (self.d_input is not None and x_t.shape[-1] != self.d_input):
+            layout = "(B,) token ids" if self.d_input is None else f"(B, d_input={self.d_input})"
+            raise ValueError(f"x_t must have shape {layout}, got {tuple(x_t.shape)}")
+        h = self.encoder(x_t)  # (B D)
+        layer_states = []
+        for block, s in zip(self.blocks, state["layers"]):
+            h, s = block.step(h, s)
+            layer_states.append(s)
+        h = self.final_norm.step(h) if isinstance(self.final_norm, Norm) else h  # (B D)
+        state = {"layers": layer_states, "sum": state["sum"] + h, "count": state["count"] + 1}
+        if self.output == "token" or self.pool == "last":
+            return self.head(h), state
+        return self.head(state["sum"] / state["count"]), state
 
     def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(h.dtype)  # (B L 1)

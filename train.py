@@ -11,14 +11,25 @@ from Python (the tests do).  Useful overrides::
 from __future__ import annotations
 
 import math
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from lra.base import MissingDataError
+from ssm.callbacks import Preempted
+from ssm.module import NonFiniteError
+
+# Errors whose message says everything a user needs: printed as one line, no traceback
+# (set HYDRA_FULL_ERROR=1 to see it anyway).
+USER_ERRORS = (MissingDataError, NonFiniteError, InstantiationException, ValueError, FileNotFoundError)
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -41,14 +52,18 @@ def _as_float(value: Any) -> float:
     return float(value.item() if isinstance(value, torch.Tensor) else value)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, then test on the best checkpoint; returns the final metrics (``val/*`` and ``test/*``)."""
+def train(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[str, float]:
+    """Fit, then test on the best checkpoint; returns the final metrics (``val/*`` and ``test/*``).
+
+    ``callbacks`` are added to those of ``cfg.callbacks``.  A signal caught by
+    ``PreemptionCheckpoint`` ends training with ``ssm.callbacks.Preempted``.
+    """
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
 
     datamodule, module = build(cfg)
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = instantiate_group(cfg.get("callbacks")) + list(callbacks or [])
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -58,9 +73,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update({k: _as_float(v) for k, v in trainer.callback_metrics.items() if not k.startswith("train/")})
     if cfg.get("test", True):
         ckpt = None
-        callback = trainer.checkpoint_callback
-        if callback is not None and getattr(callback, "best_model_path", ""):
-            ckpt = callback.best_model_path
+        best = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None) and c.best_model_path]
+        if best:
+            ckpt = best[0].best_model_path
         elif not cfg.get("train", True) and cfg.get("ckpt_path"):
             ckpt = cfg.ckpt_path
         if ckpt is None:
@@ -78,9 +93,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def report_errors(fn, cfg: DictConfig):
+    """Run ``fn(cfg)``; a preemption or a user error ends the program with a one-line message."""
+    try:
+        return fn(cfg)
+    except Preempted as err:
+        print(f"\n{err}", file=sys.stderr)
+        sys.exit(124)
+    except USER_ERRORS as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        message = " ".join(str(err).split())
+        print(f"\nerror: {type(err).__name__}: {message}\n(set HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)
+
+
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    metrics = report_errors(train, cfg)
     # Returned for Hydra sweepers that optimise a metric.
     value = metrics.get(cfg.get("optimized_metric") or "")
     return value if isinstance(value, float) else None

@@ -65,41 +65,107 @@ class ArrowSequences(Dataset):
         return {"x": row["x"], "y": row["y"]}
 
 
-class BucketSampler(Sampler[int]):
-    """Shuffled order in which neighbouring indices have similar lengths.
+class EpochSampler(Sampler[int]):
+    """Deterministic, resumable, rank-aware order of one epoch.
 
-    The data are shuffled, cut into windows of ``batch_size * window`` examples,
-    each window is sorted by length and cut into batches, and the batches are
-    shuffled.  Padding per batch then stays small while every epoch sees a fresh
-    order.  It is a plain index sampler (not a batch sampler) so that Lightning can
-    wrap it for distributed training; ``set_epoch`` makes the order reproducible,
-    which exact resume relies on.
+    The order depends only on (seed, epoch): shuffled (``shuffle``) or sequential, and
+    with ``bucket`` the shuffled data are cut into windows of ``batch_size * window``
+    examples, each window sorted by length and cut into batches, and the batches
+    shuffled, so padding per batch stays small while every epoch sees a fresh order.
+    Under ``torch.distributed`` whole batches are dealt round-robin to the ranks;
+    training orders (``pad_ranks``) repeat a few batches so every rank gets the same
+    number of steps.  ``resume(epoch, skip)`` drops the first ``skip`` indices when
+    ``epoch`` is iterated next, which is how a run resumed mid-epoch continues exactly
+    where it stopped (a resume recorded for another epoch is ignored).
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, window: int = 50):
+    def __init__(self, lengths: np.ndarray, batch_size: int, shuffle: bool = True, bucket: bool = False, seed: int = 0, window: int = 50, pad_ranks: bool = True):
         self.lengths = np.asarray(lengths)
         self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        self.window = int(window)
+        self.shuffle, self.bucket = bool(shuffle), bool(bucket)
+        self.seed, self.window, self.pad_ranks = int(seed), int(window), bool(pad_ranks)
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def resume(self, epoch: int, skip: int) -> None:
+        self._resume = (int(epoch), int(skip))
+
+    def pending_skip(self) -> int:
+        """Indices the next iteration will skip."""
+        return self._resume[1] if self._resume is not None and self._resume[0] == self.epoch else 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def __len__(self) -> int:
-        return len(self.lengths)
+    @staticmethod
+    def _world() -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
 
-    def __iter__(self) -> Iterator[int]:
+    def _batches(self) -> list[np.ndarray]:
+        n = len(self.lengths)
         rng = np.random.default_rng((self.seed, self.epoch))
-        order = rng.permutation(len(self.lengths))
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if not self.bucket:
+            return [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         span = self.batch_size * self.window
         batches = []
-        for start in range(0, len(order), span):
+        for start in range(0, n, span):
             chunk = order[start : start + span]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
             batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        for b in rng.permutation(len(batches)):
-            yield from batches[b].tolist()
+        return [batches[b] for b in rng.permutation(len(batches))] if self.shuffle else batches
+
+    def indices(self) -> list[int]:
+        """This rank's indices of the current epoch, before ``skip``."""
+        batches = self._batches()
+        rank, world = self._world()
+        if world > 1:
+            if self.pad_ranks and len(batches) % world:
+                batches += batches[: world - len(batches) % world]
+            batches = batches[rank::world]
+        return np.concatenate(batches).tolist() if batches else []
+
+    def __len__(self) -> int:
+        rank, world = self._world()
+        if world == 1:
+            return len(self.lengths)
+        return len(self.indices())
+
+    def __iter__(self) -> Iterator[int]:
+        skip = self.pending_skip()
+        self._resume = None
+        yield from self.indices()[skip:]
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over an ``EpochSampler`` whose position within the epoch goes into checkpoints.
+
+    Lightning saves ``state_dict()`` with the training loop and calls ``load_state_dict``
+    before iterating again, so a run resumed from a mid-epoch checkpoint sees exactly
+    the batches the interrupted run had not seen yet.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: EpochSampler, **kwargs):
+        # Its own generator: creating an iterator draws a worker seed, which must not move
+        # the global torch RNG (dropout), or a resumed run would draw different masks.
+        generator = torch.Generator().manual_seed(sampler.seed)
+        super().__init__(dataset, sampler=sampler, batch_size=sampler.batch_size, generator=generator, **kwargs)
+        self.batches_done = 0
+
+    def __iter__(self):
+        self.batches_done = self.sampler.pending_skip() // self.sampler.batch_size
+        for batch in super().__iter__():
+            self.batches_done += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        self.sampler.resume(state["epoch"], state["batches_done"] * self.sampler.batch_size)
 
 
 def pad_collate(examples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
@@ -155,6 +221,10 @@ class SequenceDataModule(L.LightningDataModule):
         limit_train, limit_val, limit_test: keep only the first n examples of a
             split (smoke tests and quick experiments); ``None`` keeps all.
         seed: seed of the training order.
+
+    Loaders are ``ResumableLoader``s over ``EpochSampler``s, which split the data across
+    distributed ranks themselves (the trainer configs set ``use_distributed_sampler: false``)
+    and resume exactly mid-epoch.
     """
 
     name: str = "task"
@@ -257,19 +327,21 @@ class SequenceDataModule(L.LightningDataModule):
     # ---------------------------------------------------------------- loaders
     def _loader(self, split: str, train: bool) -> DataLoader:
         data = self.splits[split]
-        sampler = None
-        if train and self.bucket:
-            sampler = BucketSampler(data.lengths, self.batch_size, seed=self.seed)
-        return DataLoader(
+        sampler = EpochSampler(
+            data.lengths,
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            bucket=train and self.bucket,
+            seed=self.seed,
+            pad_ranks=train,
+        )
+        return ResumableLoader(
             data,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
+            sampler,
             collate_fn=pad_collate,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            drop_last=False,
         )
 
     def train_dataloader(self) -> DataLoader:

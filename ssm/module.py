@@ -8,9 +8,11 @@ Metrics, logged per split as ``{train,val,test}/{loss,acc}``:
 
 from __future__ import annotations
 
+import random
 from typing import Any, Callable
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,6 +40,15 @@ def token_metrics(logits: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tens
     }
 
 
+def _numpy_state_to_plain(state: tuple) -> tuple:
+    name, keys, pos, has_gauss, gauss = state
+    return (str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(gauss))
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient; the weights of the last finished step are intact."""
+
+
 class SequenceModule(L.LightningModule):
     """Trains a ``SequenceModel`` (or any module mapping (x, mask) to logits) with cross-entropy.
 
@@ -51,6 +62,14 @@ class SequenceModule(L.LightningModule):
             optimiser step.
         label_smoothing: cross-entropy label smoothing.
         decay_1d: apply weight decay to biases and norm scales too.
+        check_finite: stop with ``NonFiniteError`` (naming the step and the parameter
+            groups and parameters concerned) as soon as the loss or a gradient is not
+            finite, before the optimiser step, so no checkpoint ever holds broken weights.
+            Skipped under fp16 mixed precision, whose loss scaler expects and handles
+            infinite gradients.
+
+    Checkpoints also carry the Python, NumPy and torch random states, so a resumed run
+    draws the same dropout masks as an uninterrupted one.
     """
 
     def __init__(
@@ -60,6 +79,7 @@ class SequenceModule(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         label_smoothing: float = 0.0,
         decay_1d: bool = False,
+        check_finite: bool = True,
     ):
         super().__init__()
         self.model = model
@@ -67,6 +87,9 @@ class SequenceModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.label_smoothing = float(label_smoothing)
         self.decay_1d = bool(decay_1d)
+        self.check_finite = bool(check_finite)
+        self._last_loss: torch.Tensor | None = None
+        self._loader_states: list[dict] = []
         # The resolved run configuration, stored in checkpoints so eval.py can rebuild the model.
         self.run_config: dict | None = None
         self.metrics = nn.ModuleDict(
@@ -96,7 +119,35 @@ class SequenceModule(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        self._last_loss = loss.detach()
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self.check_finite or str(self.trainer.precision).startswith("16"):
+            return
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        checks = torch._foreach_norm(grads) if grads else []
+        if self._last_loss is not None:
+            checks = [*checks, self._last_loss.float()]
+        if checks and not torch.isfinite(torch.stack([c.float() for c in checks])).all():
+            raise NonFiniteError(self._describe_nonfinite(optimizer))
+
+    def _describe_nonfinite(self, optimizer: torch.optim.Optimizer) -> str:
+        names = {p: n for n, p in self.named_parameters()}
+        parts = []
+        if self._last_loss is not None and not torch.isfinite(self._last_loss):
+            parts.append(f"the loss is {self._last_loss.item()}")
+        for i, group in enumerate(optimizer.param_groups):
+            bad = [names.get(p, "?") for p in group["params"] if p.grad is not None and not torch.isfinite(p.grad).all()]
+            if bad:
+                hints = {k: v for k, v in group.items() if k in ("lr", "weight_decay")}
+                shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                parts.append(f"non-finite gradients in parameter group {i} {hints}: {shown}")
+        return (
+            f"training stopped at step {self.global_step} (epoch {self.current_epoch}): " + "; ".join(parts)
+            + ". No optimiser step was taken; the last checkpoint holds the weights before it."
+        )
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
@@ -114,3 +165,34 @@ class SequenceModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint["run_config"] = self.run_config
+        checkpoint["rng_states"] = {
+            "python": random.getstate(),
+            # plain types, so the checkpoint stays loadable with torch.load(weights_only=True)
+            "numpy": _numpy_state_to_plain(np.random.get_state()),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_train_start(self) -> None:
+        # Lightning builds the training loader early when configure_optimizers asks for
+        # estimated_stepping_batches, before it restores the loader's position from the
+        # checkpoint, and then never applies it.  Apply it here, before the first batch.
+        loaders = self.trainer.train_dataloader
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        stateful = [dl for dl in loaders if hasattr(dl, "load_state_dict")]
+        if self._loader_states and len(stateful) == len(self._loader_states):
+            for loader, state in zip(stateful, self._loader_states):
+                loader.load_state_dict(state)
+        self._loader_states = []
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._loader_states = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).get("combined_loader", [])
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        random.setstate(states["python"])
+        name, keys, pos, has_gauss, gauss = states["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])

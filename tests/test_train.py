@@ -8,7 +8,7 @@ import pytest
 
 from train import train
 
-TINY = ["experiment=lra_listops", "debug=smoke", "model.layer.d_state=8", "model.d_model=16", "data.limit_train=24", "data.batch_size=8"]
+TINY = ["experiment=lra_listops", "debug=smoke", "model.layer.d_state=8", "model.d_model=16", "data.limit_train=24", "data.batch_size=8", "+data.min_length=20", "+data.max_length=120"]
 
 
 def read_metrics(run_dir):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lra.base import IGNORE_INDEX, PAD_ID, BucketSampler, pad_collate
+from lra.base import IGNORE_INDEX, PAD_ID, EpochSampler, pad_collate
 
 
 def test_pad_collate_tokens():
@@ -30,7 +30,7 @@ def test_pad_collate_pairs():
 
 def test_bucket_sampler_is_a_permutation_with_local_order():
     lengths = np.random.default_rng(0).integers(1, 1000, size=500)
-    sampler = BucketSampler(lengths, batch_size=10, seed=1, window=20)
+    sampler = EpochSampler(lengths, batch_size=10, bucket=True, seed=1, window=20)
     order = list(sampler)
     assert sorted(order) == list(range(500))
     batches = [lengths[order[i : i + 10]] for i in range(0, 500, 10)]

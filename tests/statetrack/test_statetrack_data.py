@@ -78,8 +78,9 @@ def test_bad_settings_fail_clearly(kwargs):
 
 @pytest.mark.parametrize("experiment", ["state_parity", "state_z60", "state_s3", "state_s4", "state_a5", "state_s5", "state_modarith"])
 def test_state_experiments_set_the_reference_setup(experiment, make_config):
-    cfg = make_config(f"experiment={experiment}", "model=s4d")
+    cfg = make_config(f"experiment={experiment}")
     assert cfg.task_name == experiment
+    assert cfg.model.layer._target_ == "ssm.deltaproduct.DeltaProduct"
     assert cfg.model.n_layers == 1
     assert cfg.monitor.metric == "val/seq_acc"
     assert cfg.callbacks.early_stopping.stopping_threshold == 0.99

@@ -37,13 +37,13 @@ from omegaconf import DictConfig, OmegaConf
 from lra.base import IGNORE_INDEX
 from ssm.backbone import ResidualBlock
 from statetrack.metrics import PrefixAccuracy
-from train import build
+from train import build, report_errors
 
 
 # ------------------------------------------------------------------ checkpoints
-def load_checkpoint(path: str | Path, fallback_cfg: DictConfig | None = None) -> tuple[torch.nn.Module, DictConfig, dict]:
+def load_checkpoint(path: str | Path, fallback_cfg: DictConfig | None = None) -> tuple[torch.nn.Module, DictConfig, Any]:
     """The LightningModule of a checkpoint (weights loaded, eval mode), its run configuration and the
-    ``dims`` of the data it was trained on.
+    data module it was trained with (not set up: nothing is read or generated).
 
     The model is rebuilt from ``checkpoint["run_config"]``; a checkpoint without one (not
     written by train.py) is rebuilt from ``fallback_cfg``, which must then describe the same model.
@@ -61,12 +61,30 @@ def load_checkpoint(path: str | Path, fallback_cfg: DictConfig | None = None) ->
         raise ValueError(f"{path} holds no run_config (not written by train.py) and no configuration was given to rebuild the model")
     datamodule, module = build(run_cfg)
     module.load_state_dict(ckpt["state_dict"])
-    return module.eval(), run_cfg, datamodule.dims
+    return module.eval(), run_cfg, datamodule
+
+
+def _task(datamodule) -> dict:
+    """What a model's outputs mean: its dims and, for generated tasks, the task settings (group, modulus, ...)."""
+    settings = datamodule.task_settings() if hasattr(datamodule, "task_settings") else {}
+    return {"data": type(datamodule).__name__, **datamodule.dims, **settings}
+
+
+def _check_same_task(path, run_cfg: DictConfig, trained_on, datamodule) -> None:
+    if _task(trained_on) != _task(datamodule):
+        raise ValueError(
+            f"{path} was trained on {_task(trained_on)} (task {run_cfg.get('task_name')!r}) but the evaluation data are "
+            f"{_task(datamodule)}: pass the experiment it was trained with (experiment={run_cfg.get('task_name')}) or data_from=checkpoint"
+        )
 
 
 def _default_label(run_cfg: DictConfig) -> str:
-    layer = OmegaConf.select(run_cfg, "model.layer._target_", default="model") or "model"
-    return f"{run_cfg.get('task_name', 'run')}/{layer.rsplit('.', 1)[-1]}"
+    """``task/Layer``, with the DeltaProduct settings that the state-tracking claims are about."""
+    layer = OmegaConf.select(run_cfg, "model.layer", default=None) or {}
+    label = f"{run_cfg.get('task_name', 'run')}/{str(layer.get('_target_', 'model')).rsplit('.', 1)[-1]}"
+    if "n_householder" in layer:
+        label += f" n_h={layer['n_householder']}" + (" [-1,1]" if layer.get("allow_neg_eigval") else " [0,1]")
+    return label
 
 
 def _device(name: str) -> torch.device:
@@ -181,12 +199,7 @@ def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
         raise ValueError(f"data_from must be 'config' or 'checkpoint', got {cfg.data_from!r}")
     datamodule = hydra.utils.instantiate(data_cfg)
     for path, (_, run_cfg, trained_on) in zip(paths, loaded):
-        if trained_on != datamodule.dims:
-            raise ValueError(
-                f"{path} was trained on data with dims {trained_on} (task {run_cfg.get('task_name')!r}) but the evaluation data "
-                f"({data_cfg._target_}) have dims {datamodule.dims}: pass the experiment it was trained with "
-                f"(experiment={run_cfg.get('task_name')}) or data_from=checkpoint"
-            )
+        _check_same_task(path, run_cfg, trained_on, datamodule)
     labels = labels or [_default_label(run_cfg) for _, run_cfg, _ in loaded]
     train_lengths = [OmegaConf.select(run_cfg, "data.train_length", default=None) for _, run_cfg, _ in loaded]
 
@@ -334,7 +347,7 @@ def plot_robustness(path: Path, rows: list[dict]) -> None:
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    report_errors(evaluate, cfg)
 
 
 if __name__ == "__main__":

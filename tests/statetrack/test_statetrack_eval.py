@@ -85,6 +85,10 @@ def test_wrong_experiment_fails_clearly(parity_ckpt, tmp_path, data_root):
     cfg = _compose("eval", [f"paths.output_dir={tmp_path}", "experiment=state_s3", f"ckpt_path={ckpt}", "lengths=[8]"])
     with pytest.raises(ValueError, match="experiment=state_parity"):
         evaluate(cfg)
+    # same dims (two classes), another group
+    cfg = _compose("eval", [f"paths.output_dir={tmp_path}", "experiment=state_parity", "data.group=S2", f"ckpt_path={ckpt}", "lengths=[8]"])
+    with pytest.raises(ValueError, match="'group': 'S2'"):
+        evaluate(cfg)
     with pytest.raises(ValueError, match="no checkpoint"):
         evaluate(_compose("eval", [f"paths.output_dir={tmp_path}"]))
 

@@ -281,7 +281,7 @@ def plot_lengths(path: Path, metric_rows: list[dict], prefix_rows: list[dict], t
     import matplotlib.ticker
 
     panels = 2 if prefix_rows else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 5.0), squeeze=False)
     ax = axes[0, 0]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, label in enumerate(labels):
@@ -300,7 +300,7 @@ def plot_lengths(path: Path, metric_rows: list[dict], prefix_rows: list[dict], t
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("length extrapolation")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     if prefix_rows:
         ax = axes[0, 1]
@@ -315,7 +315,7 @@ def plot_lengths(path: Path, metric_rows: list[dict], prefix_rows: list[dict], t
         ax.set_ylabel("sequences with positions 1..t all right")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"cumulative sequence accuracy (length {longest})")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -329,7 +329,7 @@ def plot_robustness(path: Path, rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(6, 5.0))
     for label, omega in dict.fromkeys((r["label"], r["omega"]) for r in rows):
         pts = sorted((r["eps"], r["value"]) for r in rows if r["label"] == label and r["omega"] == omega and r["metric"] == "acc")
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", markersize=4, label=f"{label}, ω={omega:g}")
@@ -338,7 +338,7 @@ def plot_robustness(path: Path, rows: list[dict]) -> None:
     ax.set_xlabel("ε (input perturbation ε·cos(ω t))")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

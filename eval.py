@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import hydra
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lra.base import IGNORE_INDEX
 from ssm.backbone import ResidualBlock
@@ -175,6 +175,16 @@ def _loaders(datamodule, lengths, num_eval, batch_size) -> list[tuple[int | None
     return [(None, datamodule.test_dataloader())]
 
 
+def _parse_lengths(raw) -> list[int] | None:
+    """``lengths`` from the config: null or [] (the test split), one integer, or a list of them."""
+    if raw is None:
+        return None
+    values = [raw] if isinstance(raw, int) else list(raw) if isinstance(raw, (list, tuple, ListConfig)) else None
+    if values is None or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in values):
+        raise ValueError(f"lengths: expected positive integers, e.g. lengths=[128,256], got {raw!r}")
+    return values or None
+
+
 def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
     """Evaluate the checkpoints of ``cfg`` and write CSV files and plots to ``cfg.paths.output_dir``.
 
@@ -203,7 +213,7 @@ def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
     labels = labels or [_default_label(run_cfg) for _, run_cfg, _ in loaded]
     train_lengths = [OmegaConf.select(run_cfg, "data.train_length", default=None) for _, run_cfg, _ in loaded]
 
-    lengths = list(cfg.lengths) if cfg.get("lengths") else None
+    lengths = _parse_lengths(cfg.get("lengths"))
     loaders = _loaders(datamodule, lengths, cfg.get("num_eval"), cfg.get("batch_size"))
     test_loader = loaders[0][1] if not lengths else None
     metric_rows, prefix_rows = [], []

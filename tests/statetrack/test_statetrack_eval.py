@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from eval import evaluate
+from eval import _parse_lengths, evaluate
 from train import train
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -108,3 +108,14 @@ def test_lra_test_accuracy_and_robustness(tmp_path, data_root):
     assert clean == pytest.approx(acc)
     assert _is_png(out / "robustness.png")
     assert not (out / "length_extrapolation.png").exists()
+
+
+@pytest.mark.parametrize("raw, expected", [(None, None), ([], None), (128, [128]), ([16, 32], [16, 32])])
+def test_lengths_accepted(raw, expected):
+    assert _parse_lengths(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [[0], [16, -1], "abc", 1.5, [True], [16.0]])
+def test_lengths_rejected_naming_the_key(raw):
+    with pytest.raises(ValueError, match=r"^lengths: expected positive integers.*got"):
+        _parse_lengths(raw)

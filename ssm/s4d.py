@@ -77,30 +77,29 @@ def causal_fft_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L]  # (B H L)
 
 
-def check_input(x: torch.Tensor, d_model: int, name: str = "x") -> None:
-    """Raise a ValueError naming ``name`` unless x is a real (batch, length, d_model) tensor with batch and length >= 1."""
+def _check_activation(x: torch.Tensor, d_model: int, name: str, with_length: bool) -> None:
+    """Shared by check_input (batch, length, d_model) and check_step_input (batch, d_model)."""
+    dims = f"(batch, length, d_model={d_model})" if with_length else f"(batch, d_model={d_model})"
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, length, d_model={d_model}), got {type(x).__name__}")
-    if x.dim() != 3 or x.shape[-1] != d_model:
-        raise ValueError(f"{name} must have shape (batch, length, d_model={d_model}), got {tuple(x.shape)}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape {dims}, got {type(x).__name__}")
+    if x.dim() != (3 if with_length else 2) or x.shape[-1] != d_model:
+        raise ValueError(f"{name} must have shape {dims}, got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} has batch size 0: the layer needs at least one sequence, got shape {tuple(x.shape)}")
-    if x.shape[1] == 0:
+    if with_length and x.shape[1] == 0:
         raise ValueError(f"{name} has length 0: the layer needs at least one position, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a real floating tensor, got dtype {x.dtype}")
 
 
+def check_input(x: torch.Tensor, d_model: int, name: str = "x") -> None:
+    """Raise a ValueError naming ``name`` unless x is a real (batch, length, d_model) tensor with batch and length >= 1."""
+    _check_activation(x, d_model, name, with_length=True)
+
+
 def check_step_input(x_t: torch.Tensor, d_model: int, name: str = "x_t") -> None:
-    """Raise a ValueError naming ``name`` unless x_t is a real (batch, d_model) tensor."""
-    if not isinstance(x_t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, d_model={d_model}), got {type(x_t).__name__}")
-    if x_t.dim() != 2 or x_t.shape[-1] != d_model:
-        raise ValueError(f"{name} must have shape (batch, d_model={d_model}), got {tuple(x_t.shape)}")
-    if x_t.shape[0] == 0:
-        raise ValueError(f"{name} has batch size 0: the layer needs at least one sequence")
-    if not x_t.is_floating_point():
-        raise TypeError(f"{name} must be a real floating tensor, got dtype {x_t.dtype}")
+    """Raise a ValueError naming ``name`` unless x_t is a real (batch, d_model) tensor with batch >= 1."""
+    _check_activation(x_t, d_model, name, with_length=False)
 
 
 def check_state(state: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, name: str = "state") -> None:

@@ -102,6 +102,18 @@ def check_step_input(x_t: torch.Tensor, d_model: int, name: str = "x_t") -> None
     _check_activation(x_t, d_model, name, with_length=False)
 
 
+def check_ssm_args(d_model: int, dt_min: float, dt_max: float, discretization: str, backend: str) -> None:
+    """The constructor arguments S4D and S5 share: width, step-size range, discretisation, scan backend."""
+    if int(d_model) < 1:
+        raise ValueError(f"d_model must be a positive integer, got {d_model}")
+    if not 0 < dt_min <= dt_max:
+        raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+    if discretization not in DISCRETIZATIONS:
+        raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, got {discretization!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
 def check_state(state: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, name: str = "state") -> None:
     """Raise a ValueError unless ``state`` has exactly ``shape`` and ``dtype`` (as made by ``initial_state``)."""
     if not isinstance(state, torch.Tensor) or tuple(state.shape) != tuple(shape) or state.dtype != dtype:
@@ -167,18 +179,11 @@ class S4D(nn.Module):
         backend: str = "auto",
     ):
         super().__init__()
-        if int(d_model) < 1:
-            raise ValueError(f"d_model must be a positive integer, got {d_model}")
+        check_ssm_args(d_model, dt_min, dt_max, discretization, backend)
         if d_state < 2 or d_state % 2:
             raise ValueError(f"d_state must be an even integer >= 2 (N/2 complex states are kept), got {d_state}")
-        if not 0 < dt_min <= dt_max:
-            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
-        if discretization not in DISCRETIZATIONS:
-            raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, got {discretization!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if mode == "fft" and backend != "auto":
             raise ValueError(f"backend={backend!r} selects a scan implementation; it needs mode='scan' (got mode='fft')")
         self.d_model, self.d_state, self.init = d_model, d_state, init

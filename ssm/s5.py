@@ -27,7 +27,7 @@ from torch import nn
 import kernels
 from ssm import inits
 from ssm.optim import mark_param
-from ssm.s4d import BACKENDS, DISCRETIZATIONS, check_input, check_state, check_step_input, no_step_when_bidirectional
+from ssm.s4d import DISCRETIZATIONS, check_input, check_ssm_args, check_state, check_step_input, no_step_when_bidirectional
 
 
 def discretize_s5(Lam: torch.Tensor, B_tilde: torch.Tensor, dt: torch.Tensor, method: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,18 +91,11 @@ class S5(nn.Module):
         backend: str = "auto",
     ):
         super().__init__()
-        if int(d_model) < 1:
-            raise ValueError(f"d_model must be a positive integer, got {d_model}")
+        check_ssm_args(d_model, dt_min, dt_max, discretization, backend)
         if int(blocks) < 1 or d_state % blocks:
             raise ValueError(f"blocks must be a positive divisor of d_state={d_state}, got {blocks}")
         if conj_sym and (d_state // blocks) % 2:
             raise ValueError(f"conj_sym needs an even block size d_state/blocks, got d_state={d_state}, blocks={blocks}")
-        if not 0 < dt_min <= dt_max:
-            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
-        if discretization not in DISCRETIZATIONS:
-            raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, got {discretization!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.d_model, self.d_state, self.blocks, self.conj_sym = d_model, d_state, blocks, conj_sym
         self.discretization, self.bidirectional, self.backend = discretization, bidirectional, backend
         H, P = d_model, d_state

@@ -16,7 +16,7 @@ import os
 
 import torch
 
-from common import check_against, default_paths, env_info, measure, write_results
+from common import default_paths, env_info, measure_provider, write_results
 
 from kernels import delta_product
 
@@ -94,19 +94,9 @@ def main(argv=None):
                 ref = provs["ours_torch_chunked"]().float()
             for prov, fn in provs.items():
                 cot = torch.randn(B, T, H, K, device=device, dtype=dtype)
-
-                def fwd_bwd(fn=fn):
-                    torch.autograd.grad((fn().float() * cot.float()).sum(), inputs)
-
-                def fwd(fn=fn):
-                    with torch.no_grad():
-                        fn()
-
-                row = measure(prov, fwd, fwd_bwd, cuda)
+                row = measure_provider(prov, fn, cot, inputs, cuda, ref=None if prov == "ours_torch_chunked" else ref,
+                                       label=f"{name}_nh{n_h}")
                 row.update(shape=f"{name}_nh{n_h}", B=B, T=T, H=H, K=K, V=K, n_h=n_h)
-                if prov != "ours_torch_chunked" and "error" not in row:
-                    with torch.no_grad():
-                        row["rel_err"] = check_against(f"{prov} {name}_nh{n_h}", fn(), ref)
                 rows.append(row)
                 print(row)
     write_results("delta_product", env_info(dtype), rows, args.out, args.results_md, args.smoke)

@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from common import check_against, default_paths, env_info, measure, write_results
+from common import default_paths, env_info, measure_provider, write_results
 
 from kernels import diagonal_scan, s4d_fft_conv, s4d_fused_scan
 
@@ -87,19 +87,8 @@ def main(argv=None):
             ref = s4d_fft_conv(u, dtA, B_bar, C).float()
         for prov, fn in provs.items():
             cot = torch.randn(B, T, H, device=device)
-
-            def fwd_bwd(fn=fn):
-                torch.autograd.grad((fn().float() * cot).sum(), params)
-
-            def fwd(fn=fn):
-                with torch.no_grad():
-                    fn()
-
-            row = measure(prov, fwd, fwd_bwd, cuda)
+            row = measure_provider(prov, fn, cot, params, cuda, ref=None if prov == "fft_conv" else ref, label=f"T={T}")
             row.update(shape=f"B{B}_T{T}_H{H}_N{N}", B=B, T=T, H=H, N=N)
-            if prov != "fft_conv" and "error" not in row:
-                with torch.no_grad():
-                    row["rel_err"] = check_against(f"{prov} T={T}", fn(), ref)
             rows.append(row)
             print(row)
     write_results("diagonal_scan_s4d", env_info(dtype), rows, args.out, args.results_md, args.smoke)

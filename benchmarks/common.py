@@ -93,6 +93,25 @@ def measure(name: str, fwd, fwd_bwd, cuda: bool) -> dict:
     return row
 
 
+def measure_provider(name: str, fn, cot, inputs, cuda: bool, ref=None, label: str = "") -> dict:
+    """One benchmark row for ``fn`` (no arguments, returns the output): forward time, forward+backward
+    time (the gradient of <fn(), cot> with respect to ``inputs``) and its peak memory, and, when
+    ``ref`` is given, the relative error of the output against it."""
+
+    def fwd_bwd():
+        torch.autograd.grad((fn().float() * cot.float()).sum(), inputs)
+
+    def fwd():
+        with torch.no_grad():
+            fn()
+
+    row = measure(name, fwd, fwd_bwd, cuda)
+    if ref is not None and "error" not in row:
+        with torch.no_grad():
+            row["rel_err"] = check_against(f"{name} {label}", fn(), ref)
+    return row
+
+
 def rel_err(a, b) -> float:
     """max |a - b| / max |b| in float32."""
     a, b = a.detach().float(), b.detach().float()

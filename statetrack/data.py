@@ -139,6 +139,8 @@ class StateTrackingDataModule(SequenceDataModule):
 
     def length_dataloader(self, length: int, num: int | None = None, batch_size: int | None = None) -> DataLoader:
         """Test sequences of another length (the length-extrapolation evaluation); ``num`` defaults to the test size."""
+        if int(length) < 1:
+            raise ValueError(f"length must be a positive integer, got {length}")
         num = int(num or self._sizes()["test"])
         return DataLoader(self.generate(num, int(length), "test"), batch_size=batch_size or self.eval_batch_size, shuffle=False, collate_fn=pad_collate, num_workers=0)
 

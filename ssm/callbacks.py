@@ -74,6 +74,22 @@ class PreemptionCheckpoint(L.Callback):
         raise Preempted(self.path, trainer.global_step)
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """A rolling ``last.ckpt`` (``save_last=True``, every ``every_n_train_steps``) that also holds
+    the weights training ended with.
+
+    Lightning writes ``last.ckpt`` at the end of training only when it has not written one
+    before, so a run that stops between two periodic saves (early stopping, or ``max_steps``
+    not a multiple of the interval) kept a ``last.ckpt`` up to N - 1 steps old: evaluating or
+    resuming from it silently used stale weights.  Here the end of training always saves it.
+    """
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
 class BestCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that keeps its ranking when a run is resumed in a new run directory.
 

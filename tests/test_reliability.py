@@ -76,6 +76,14 @@ def assert_same_run(a_dir, a_metrics, b_dir, b_metrics):
         assert b_metrics[key] == pytest.approx(a_metrics[key], abs=1e-6), key
 
 
+def test_last_checkpoint_holds_the_final_step(uninterrupted):
+    full_dir, _ = uninterrupted
+    # 10 steps with a periodic save every 3: Lightning's ModelCheckpoint alone leaves last.ckpt at
+    # step 9; ssm.callbacks.LastCheckpoint writes it again when training ends
+    state = torch.load(full_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert state["global_step"] == 10
+
+
 def test_preempted_run_resumes_exactly(uninterrupted, make_config, tmp_path):
     full_dir, full_metrics = uninterrupted
     first, second = tmp_path / "first", tmp_path / "second"

@@ -15,7 +15,7 @@
 #        d_model 128, training length 128, test length 512, 100k training sequences, batch 256,
 #        AdamW lr 1e-3, stop at 99% validation sequence accuracy), six trainings and three
 #        evaluations. Meant for a GPU; it refuses to start without one unless REPRO_ALLOW_CPU=1.
-# cpu:   smaller models and data that one CPU thread trains in about 30 minutes in all (four
+# cpu:   smaller models and data that one CPU thread trains in 20-30 minutes in all (four
 #        trainings, two evaluations, no S_5): parity at length 128 with d_model 32 and one head;
 #        S_3 at length 16 with d_model 64, four heads and no short convolution. Batch 64, at most
 #        5000 (parity) / 3000 (S_3) steps, validation every 250 steps.

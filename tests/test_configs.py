@@ -7,6 +7,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import EXPERIMENTS
+from ssm.callbacks import BestCheckpoint, LastCheckpoint
 from train import build, instantiate_group
 
 
@@ -25,7 +26,9 @@ def test_experiment_composes_and_instantiates(experiment, make_config):
     optimizer = module.optimizer_factory(module.parameters())
     assert isinstance(optimizer, torch.optim.Optimizer)
     callbacks = instantiate_group(cfg.callbacks)
-    assert any(type(c).__name__ == "ModelCheckpoint" for c in callbacks)
+    # the best checkpoint by the monitored metric, and a rolling last.ckpt
+    assert any(isinstance(c, BestCheckpoint) and c.monitor == cfg.monitor.metric for c in callbacks)
+    assert any(isinstance(c, LastCheckpoint) and c.save_last for c in callbacks)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.logger))
     assert trainer.max_epochs == cfg.trainer.max_epochs
 

@@ -52,7 +52,7 @@ if [[ "$scale" == paper ]]; then
     if ! "$python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
         if [[ "${REPRO_ALLOW_CPU:-0}" != 1 ]]; then
             echo "error: the paper-scale runs need a CUDA GPU (torch.cuda.is_available() is False)." >&2
-            echo "On a CPU use 'bash scripts/reproduce_state_tracking.sh cpu', or set REPRO_ALLOW_CPU=1 to run anyway (days)." >&2
+            echo "On a CPU use 'bash scripts/reproduce_state_tracking.sh cpu', or set REPRO_ALLOW_CPU=1 to run anyway (very slow)." >&2
             exit 2
         fi
     fi

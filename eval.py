@@ -220,9 +220,7 @@ def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
     for (module, _, _), label, path in zip(loaded, labels, paths):
         for length, loader in loaders:
             result = run(module, loader, device)
-            for metric in ("acc", "seq_acc", "loss"):
-                if metric in result:
-                    metric_rows.append({"label": label, "checkpoint": str(path), "length": length, "metric": metric, "value": result[metric]})
+            metric_rows += _metric_rows(result, label=label, checkpoint=str(path), length=length)
             if "prefix_seq_acc" in result:
                 for t, (prefix, position) in enumerate(zip(result["prefix_seq_acc"], result["position_acc"]), start=1):
                     prefix_rows.append({"label": label, "length": length, "t": t, "prefix_seq_acc": prefix, "position_acc": position})
@@ -240,9 +238,7 @@ def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
                 for eps in _as_list(cfg.robustness.eps):
                     with fourier_noise(module, float(eps), float(omega)) as state:
                         result = run(module, test_loader, device, noise_state=state)
-                    for metric in ("acc", "seq_acc", "loss"):
-                        if metric in result:
-                            robustness_rows.append({"label": label, "checkpoint": str(path), "omega": float(omega), "eps": float(eps), "metric": metric, "value": result[metric]})
+                    robustness_rows += _metric_rows(result, label=label, checkpoint=str(path), omega=float(omega), eps=float(eps))
         _write_csv(out_dir / "robustness.csv", robustness_rows, ["label", "checkpoint", "omega", "eps", "metric", "value"])
         _print_table(robustness_rows, "eps")
 
@@ -253,6 +249,11 @@ def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
             plot_robustness(out_dir / "robustness.png", robustness_rows)
     print(f"\nresults written to {out_dir}")
     return {"metrics": metric_rows, "prefix": prefix_rows, "robustness": robustness_rows}
+
+
+def _metric_rows(result: dict[str, Any], **keys) -> list[dict]:
+    """One CSV row per scalar metric of a ``run`` result, each carrying ``keys`` (label, checkpoint, length, ...)."""
+    return [{**keys, "metric": m, "value": result[m]} for m in ("acc", "seq_acc", "loss") if m in result]
 
 
 def _as_list(value) -> list:

@@ -116,25 +116,27 @@ evaluate() {  # evaluate TASK LENGTHS RUN:LABEL...
     sed -n '/^label/,/^$/p' "$out/eval_$task.log"
 }
 
+# The overrides that set each scale's models and data (none at paper scale: the experiment files).
 if [[ "$scale" == paper ]]; then
-    deltanet=(model.layer.n_householder=1)
-    run parity_deltanet_neg state_parity "${deltanet[@]}" model.layer.allow_neg_eigval=true
-    run parity_deltanet_pos state_parity "${deltanet[@]}" model.layer.allow_neg_eigval=false
-    run s3_deltaproduct_nh2 state_s3 model.layer.n_householder=2
-    run s3_deltanet_nh1 state_s3 model.layer.n_householder=1
-    run s5_deltaproduct_nh4 state_s5 model.layer.n_householder=4
-    run s5_deltaproduct_nh3 state_s5 model.layer.n_householder=3
-    evaluate parity "[128,256,512,1024,2048]" "parity_deltanet_neg:DeltaNet [-1,1]" "parity_deltanet_pos:DeltaNet [0,1]"
-    evaluate s3 "[128,256,512,1024]" "s3_deltaproduct_nh2:DeltaProduct n_h=2 [-1,1]" "s3_deltanet_nh1:DeltaNet n_h=1 [-1,1]"
-    evaluate s5 "[128,192,256,512]" "s5_deltaproduct_nh4:DeltaProduct n_h=4 [-1,1]" "s5_deltaproduct_nh3:DeltaProduct n_h=3 [-1,1]"
+    parity=(model.layer.n_householder=1)
+    s3=()
+    s3_lengths="[128,256,512,1024]"
 else
     parity=(model.d_model=32 model.layer.n_heads=1 model.layer.n_householder=1 trainer.max_steps=5000)
-    run parity_deltanet_neg state_parity "${parity[@]}" model.layer.allow_neg_eigval=true
-    run parity_deltanet_pos state_parity "${parity[@]}" model.layer.allow_neg_eigval=false
     s3=(data.train_length=16 data.test_length=64 model.d_model=64 model.layer.use_short_conv=false trainer.max_steps=3000)
-    run s3_deltaproduct_nh2 state_s3 "${s3[@]}" model.layer.n_householder=2
-    run s3_deltanet_nh1 state_s3 "${s3[@]}" model.layer.n_householder=1
-    evaluate parity "[128,256,512,1024,2048]" "parity_deltanet_neg:DeltaNet [-1,1]" "parity_deltanet_pos:DeltaNet [0,1]"
-    evaluate s3 "[16,32,64,128]" "s3_deltaproduct_nh2:DeltaProduct n_h=2 [-1,1]" "s3_deltanet_nh1:DeltaNet n_h=1 [-1,1]"
+    s3_lengths="[16,32,64,128]"
+fi
+run parity_deltanet_neg state_parity "${parity[@]}" model.layer.allow_neg_eigval=true
+run parity_deltanet_pos state_parity "${parity[@]}" model.layer.allow_neg_eigval=false
+run s3_deltaproduct_nh2 state_s3 "${s3[@]}" model.layer.n_householder=2
+run s3_deltanet_nh1 state_s3 "${s3[@]}" model.layer.n_householder=1
+if [[ "$scale" == paper ]]; then
+    run s5_deltaproduct_nh4 state_s5 model.layer.n_householder=4
+    run s5_deltaproduct_nh3 state_s5 model.layer.n_householder=3
+fi
+evaluate parity "[128,256,512,1024,2048]" "parity_deltanet_neg:DeltaNet [-1,1]" "parity_deltanet_pos:DeltaNet [0,1]"
+evaluate s3 "$s3_lengths" "s3_deltaproduct_nh2:DeltaProduct n_h=2 [-1,1]" "s3_deltanet_nh1:DeltaNet n_h=1 [-1,1]"
+if [[ "$scale" == paper ]]; then
+    evaluate s5 "[128,192,256,512]" "s5_deltaproduct_nh4:DeltaProduct n_h=4 [-1,1]" "s5_deltaproduct_nh3:DeltaProduct n_h=3 [-1,1]"
 fi
 echo "results in $out/eval_*"

@@ -46,6 +46,11 @@ class ArraySequences(Dataset):
         return {"x": self.x[i, :n], "y": self.y[i, :n]}
 
 
+def empty_rows(num: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` full of PAD_ID and ``y`` full of IGNORE_INDEX, both (num, width) int32, to fill row by row."""
+    return np.full((num, width), PAD_ID, dtype=np.int32), np.full((num, width), IGNORE_INDEX, dtype=np.int32)
+
+
 class StateTrackingDataModule(SequenceDataModule):
     """Base of the generated state-tracking tasks; subclasses implement ``sample``.
 
@@ -118,8 +123,7 @@ class StateTrackingDataModule(SequenceDataModule):
             per_example = rng.integers(min_length, length + 1, size=num)
             parts = {n: self.sample(rng, int((per_example == n).sum()), int(n)) for n in np.unique(per_example)}
             width = max(p[0].shape[1] for p in parts.values())
-            x = np.full((num, width), PAD_ID, dtype=np.int32)
-            y = np.full((num, width), IGNORE_INDEX, dtype=np.int32)
+            x, y = empty_rows(num, width)
             for n, (xn, yn) in parts.items():
                 rows = np.flatnonzero(per_example == n)
                 x[rows, : xn.shape[1]] = xn
@@ -207,8 +211,7 @@ class ModArithDataModule(StateTrackingDataModule):
     def sample(self, rng, num, length):
         ids, answers = modarith.sample_batch(rng, num, length, self.modulus, self.bracket_prob, self.operators)
         width = max((len(i) for i in ids), default=1)
-        x = np.full((num, width), PAD_ID, dtype=np.int32)
-        y = np.full((num, width), IGNORE_INDEX, dtype=np.int32)
+        x, y = empty_rows(num, width)
         for row, seq in enumerate(ids):
             x[row, : len(seq)] = seq
             y[row, len(seq) - 1] = answers[row]

@@ -94,9 +94,9 @@ def _permutation_group(name: str, perms: np.ndarray) -> Group:
     weights = n ** np.arange(n - 1, -1, -1, dtype=np.int64)
     codes = perms.astype(np.int64) @ weights  # (order,)
     sorter = np.argsort(codes)
-    pos = np.searchsorted(codes, composed.astype(np.int64) @ weights, sorter=sorter)
-    table = sorter[pos]
-    if not np.array_equal(codes[table], composed.astype(np.int64) @ weights):
+    composed_codes = composed.astype(np.int64) @ weights  # (order order)
+    table = sorter[np.searchsorted(codes, composed_codes, sorter=sorter)]
+    if not np.array_equal(codes[table], composed_codes):
         raise ValueError(f"{name}: the permutations are not closed under composition")
     return Group(name, table.astype(_smallest_dtype(order)), tuple(tuple(int(i) for i in p) for p in perms))
 

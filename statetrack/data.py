@@ -201,7 +201,7 @@ class ModArithDataModule(StateTrackingDataModule):
         self.modulus = int(modulus)
         self.bracket_prob = float(bracket_prob)
         self.operators = str(operators)
-        modarith.sample_batch(np.random.default_rng(0), 1, 1, self.modulus, self.bracket_prob, self.operators)  # validates the settings
+        modarith.check_settings(self.modulus, self.bracket_prob, self.operators)
         self.vocab_size = len(modarith.vocab(self.modulus))
         self.num_classes = self.modulus
 

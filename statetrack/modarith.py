@@ -126,14 +126,19 @@ def decode(ids, modulus: int) -> str:
     return " ".join(words[int(i)] for i in ids if int(i) != 0)
 
 
-def sample_batch(rng: np.random.Generator, num: int, num_operands: int, modulus: int, bracket_prob: float = 0.0, operators: str = "+-*") -> tuple[list[list[int]], np.ndarray]:
-    """``num`` encoded expressions with ``num_operands`` operands and their answers (num,)."""
+def check_settings(modulus: int, bracket_prob: float, operators: str) -> None:
+    """Raise a ValueError naming the argument unless modulus >= 2, bracket_prob in [0, 1] and operators valid."""
     if modulus < 2:
         raise ValueError(f"modulus must be at least 2, got {modulus}")
     if not operators or any(op not in OPERATORS for op in operators):
         raise ValueError(f"operators must be a non-empty string of {''.join(OPERATORS)!r}, got {operators!r}")
     if not 0.0 <= bracket_prob <= 1.0:
         raise ValueError(f"bracket_prob must be in [0, 1], got {bracket_prob}")
+
+
+def sample_batch(rng: np.random.Generator, num: int, num_operands: int, modulus: int, bracket_prob: float = 0.0, operators: str = "+-*") -> tuple[list[list[int]], np.ndarray]:
+    """``num`` encoded expressions with ``num_operands`` operands and their answers (num,)."""
+    check_settings(modulus, bracket_prob, operators)
     ids, answers = [], np.empty(num, dtype=np.int64)
     draws = _Draws(rng, num, num_operands, modulus, len(operators))
     for i in range(num):

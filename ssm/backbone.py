@@ -3,6 +3,7 @@
     x (B, L) tokens | (B, L, d_input) features
       -> encoder                               (B, L, d_model)
       -> n_layers x ResidualBlock:  [norm] -> sequence layer -> activation -> Linear/GLU -> dropout -> + skip [-> norm]
+                                    (ffn_ratio > 0: then [norm] -> SwiGLU feed-forward -> dropout -> + skip [-> norm])
       -> masked mean pooling (output="pool")   (B, d_model)        or per position (output="token")
       -> head                                  (B, num_classes)    or (B, L, num_classes)
 
@@ -59,16 +60,48 @@ class Norm(nn.Module):
         return self.norm(x_t)
 
 
-class ResidualBlock(nn.Module):
-    """norm -> sequence layer -> activation -> position-wise Linear or GLU -> dropout -> residual.
+class FeedForward(nn.Module):
+    """Position-wise SwiGLU feed-forward map: (.., d_model) -> (.., d_model) through ``hidden`` units,
+    ``W_down (silu(W_gate x) * W_up x)``, as in the transformer-style blocks of gated linear-attention
+    models (token mixer, then feed-forward, each in its own residual branch)."""
 
-    With ``prenorm`` the norm is applied to the block input, otherwise to the sum.
+    def __init__(self, d_model: int, hidden: int):
+        super().__init__()
+        self.up = nn.Linear(d_model, 2 * hidden, bias=False)  # gate and up projections in one matmul
+        self.down = nn.Linear(hidden, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.up(x).chunk(2, dim=-1)  # (.. hidden) each
+        return self.down(F.silu(gate) * up)
+
+
+class ResidualBlock(nn.Module):
+    """norm -> sequence layer -> activation -> position-wise Linear or GLU -> dropout -> residual,
+    then, with ``ffn_ratio > 0``, norm -> SwiGLU feed-forward (hidden width ffn_ratio * d_model)
+    -> dropout -> residual.
+
+    With ``prenorm`` each norm is applied to its branch's input, otherwise to the sum.
     """
 
-    def __init__(self, d_model: int, layer: Callable[..., nn.Module], norm: str = "batch", prenorm: bool = False, dropout: float = 0.0, activation: str = "gelu", mlp: str = "glu"):
+    def __init__(
+        self,
+        d_model: int,
+        layer: Callable[..., nn.Module],
+        norm: str = "batch",
+        prenorm: bool = False,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        mlp: str = "glu",
+        ffn_ratio: float = 0.0,
+    ):
         super().__init__()
         if mlp not in MLPS:
             raise ValueError(f"mlp must be one of {MLPS}, got {mlp!r}")
+        if isinstance(ffn_ratio, bool) or not isinstance(ffn_ratio, (int, float)) or not ffn_ratio >= 0:
+            raise ValueError(f"ffn_ratio must be a number >= 0 (0: no feed-forward branch), got {ffn_ratio!r}")
+        hidden = round(ffn_ratio * d_model)
+        if ffn_ratio > 0 and hidden < 1:
+            raise ValueError(f"ffn_ratio * d_model must give at least one hidden unit, got ffn_ratio={ffn_ratio} with d_model={d_model}")
         self.layer = layer(d_model=d_model)
         self.norm = Norm(d_model, norm)
         self.prenorm = prenorm
@@ -82,6 +115,17 @@ class ResidualBlock(nn.Module):
         else:
             self.out = nn.Identity()
         self.dropout = nn.Dropout(dropout)
+        self.ffn = FeedForward(d_model, hidden) if hidden > 0 else None
+        self.ffn_norm = Norm(d_model, norm) if hidden > 0 else None
+
+    def _feed_forward(self, x: torch.Tensor, norm: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+        """The feed-forward residual branch (identity without one); ``norm`` is the branch norm's
+        sequence or step call."""
+        if self.ffn is None:
+            return x
+        if self.prenorm:
+            return x + self.dropout(self.ffn(norm(x)))
+        return norm(x + self.dropout(self.ffn(x)))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         z = self.norm(x) if self.prenorm else x  # (B L D)
@@ -90,7 +134,8 @@ class ResidualBlock(nn.Module):
         z = self.layer(z)  # (B L D)
         z = self.dropout(self.out(self.activation(z)))
         x = x + z
-        return x if self.prenorm else self.norm(x)
+        x = x if self.prenorm else self.norm(x)
+        return self._feed_forward(x, self.ffn_norm)
 
     def step(self, x_t: torch.Tensor, state):
         """One position: x_t (B, D) and the layer's state -> (B, D) and the new state."""
@@ -98,7 +143,8 @@ class ResidualBlock(nn.Module):
         z, state = self.layer.step(z, state)
         z = self.dropout(self.out(self.activation(z)))
         x_t = x_t + z
-        return (x_t if self.prenorm else self.norm.step(x_t)), state
+        x_t = x_t if self.prenorm else self.norm.step(x_t)
+        return self._feed_forward(x_t, self.ffn_norm.step if self.ffn is not None else None), state
 
 
 class SequenceModel(nn.Module):
@@ -121,6 +167,9 @@ class SequenceModel(nn.Module):
         dropout: dropout inside every block.
         activation: ``"gelu"``, ``"silu"`` or ``"none"`` after the sequence layer.
         mlp: position-wise map after the activation: ``"glu"``, ``"linear"`` or ``"none"``.
+        ffn_ratio: 0 (default) for the S4-style block above; > 0 adds to every block a second
+            residual branch, [norm ->] SwiGLU feed-forward with ``round(ffn_ratio * d_model)``
+            hidden units (the token-mixer + MLP layer of transformer-style stacks).
         pool: ``"mean"`` (masked mean over real positions) or ``"last"`` (last real position).
 
     Example:
@@ -148,6 +197,7 @@ class SequenceModel(nn.Module):
         activation: str = "gelu",
         mlp: str = "glu",
         pool: str = "mean",
+        ffn_ratio: float = 0.0,
     ):
         super().__init__()
         if (vocab_size is None) == (d_input is None):
@@ -166,7 +216,8 @@ class SequenceModel(nn.Module):
         self.d_model = d_model
         self.encoder = nn.Embedding(vocab_size, d_model, padding_idx=0) if vocab_size is not None else nn.Linear(d_input, d_model)
         self.blocks = nn.ModuleList(
-            ResidualBlock(d_model, layer, norm=norm, prenorm=prenorm, dropout=dropout, activation=activation, mlp=mlp) for _ in range(n_layers)
+            ResidualBlock(d_model, layer, norm=norm, prenorm=prenorm, dropout=dropout, activation=activation, mlp=mlp, ffn_ratio=ffn_ratio)
+            for _ in range(n_layers)
         )
         self.final_norm = Norm(d_model, norm) if prenorm else nn.Identity()
         if dual:

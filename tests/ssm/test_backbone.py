@@ -69,3 +69,36 @@ def test_param_groups_and_schedule():
         opt.step()
         sched.step()
     assert lrs[0] == pytest.approx(0.001) and max(lrs) == pytest.approx(0.01) and lrs[-1] < 1e-4
+
+
+@pytest.mark.parametrize("prenorm", [True, False])
+def test_feed_forward_branch_is_a_swiglu_residual(prenorm):
+    """ffn_ratio > 0: each block ends with x + W_down(silu(W_gate n(x)) * W_up n(x)) (pre-norm) or
+    n(x + W_down(silu(W_gate x) * W_up x)) (post-norm), with round(ffn_ratio * d_model) hidden units."""
+    model = make(ffn_ratio=1.5, prenorm=prenorm, n_layers=1)
+    block = model.blocks[0]
+    assert block.ffn.down.in_features == 24 and block.ffn.up.out_features == 48
+    x = torch.randn(2, 7, 16)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    with torch.no_grad():
+        ffn, norm = block.ffn, block.ffn_norm
+        block.ffn = None  # the sequence-layer branch alone
+        h = block(x, mask)
+        block.ffn = ffn
+        u = norm(h) if prenorm else h
+        w_gate, w_up = ffn.up.weight[:24], ffn.up.weight[24:]
+        branch = (torch.nn.functional.silu(u @ w_gate.T) * (u @ w_up.T)) @ ffn.down.weight.T
+        want = h + branch if prenorm else norm(h + branch)
+        assert torch.allclose(block(x, mask), want, atol=1e-5)
+    assert make(ffn_ratio=0).blocks[0].ffn is None
+    n_plain = sum(p.numel() for p in make().parameters())
+    n_ffn = sum(p.numel() for p in make(ffn_ratio=2).parameters())
+    assert n_ffn - n_plain == 2 * (3 * 16 * 32 + 2 * 16)  # per block: W_gate, W_up, W_down and the norm's affine
+
+
+@pytest.mark.parametrize("bad", [-1, "4", True, float("nan")])
+def test_feed_forward_ratio_errors(bad):
+    with pytest.raises(ValueError, match=r"ffn_ratio must be a number >= 0 .*got"):
+        make(ffn_ratio=bad)
+    with pytest.raises(ValueError, match="at least one hidden unit"):
+        make(ffn_ratio=0.01)

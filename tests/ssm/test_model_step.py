@@ -48,9 +48,9 @@ def steps(model, x):
 
 
 @pytest.mark.parametrize("layer", list(LAYERS))
-@pytest.mark.parametrize("norm,prenorm", [("batch", False), ("layer", True)])
-def test_token_output_steps_equal_forward(layer, norm, prenorm):
-    model = make(layer, output="token", norm=norm, prenorm=prenorm)
+@pytest.mark.parametrize("norm,prenorm,ffn_ratio", [("batch", False, 0), ("layer", True, 0), ("batch", False, 2), ("layer", True, 1.5)])
+def test_token_output_steps_equal_forward(layer, norm, prenorm, ffn_ratio):
+    model = make(layer, output="token", norm=norm, prenorm=prenorm, ffn_ratio=ffn_ratio)
     x = torch.randint(1, 12, (3, 25))
     with torch.no_grad():
         assert torch.allclose(steps(model, x), model(x), atol=1e-4, rtol=1e-4)

@@ -222,7 +222,9 @@ def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
             result = run(module, loader, device)
             metric_rows += _metric_rows(result, label=label, checkpoint=str(path), length=length)
             if "prefix_seq_acc" in result:
-                for t, (prefix, position) in enumerate(zip(result["prefix_seq_acc"], result["position_acc"]), start=1):
+                skip = getattr(datamodule, "lead_positions", 0)  # positions before the first element (BOS)
+                pairs = zip(result["prefix_seq_acc"][skip:], result["position_acc"][skip:])
+                for t, (prefix, position) in enumerate(pairs, start=1):
                     prefix_rows.append({"label": label, "length": length, "t": t, "prefix_seq_acc": prefix, "position_acc": position})
     _write_csv(out_dir / "metrics.csv", metric_rows, ["label", "checkpoint", "length", "metric", "value"])
     if prefix_rows:

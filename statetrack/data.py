@@ -69,6 +69,8 @@ class StateTrackingDataModule(SequenceDataModule):
     output = "token"
     # whether the cumulative sequence accuracy per prefix length means something (targets at every position)
     prefix_curve = True
+    # positions before the first scored one (a BOS token): the prefix curve's t counts from after them
+    lead_positions = 0
 
     def __init__(
         self,
@@ -157,25 +159,41 @@ class GroupWordDataModule(StateTrackingDataModule):
     element index + 1 (0 is padding), targets are element indices, ``num_classes = |G|``.
     Parity is ``group: Z2`` (or ``parity``): tokens 1 (bit 0) and 2 (bit 1), target the running parity.
 
+    With ``bos`` every sequence starts with a beginning-of-sequence token (id ``|G| + 1``, no
+    target), as in the word-problem code the DeltaProduct experiments build on: a recurrence whose
+    state starts at zero can write its starting state there. Lengths count group elements, the
+    BOS position comes on top.
+
     Args:
         group: name of the group, e.g. ``Z2``, ``Z60``, ``Z3xZ4xZ5``, ``S3``, ``A5``, ``A5xZ2``.
+        bos: prepend the beginning-of-sequence token.
         **kwargs: lengths, sizes and batching of ``StateTrackingDataModule``.
     """
 
     name = "group_word"
 
-    def __init__(self, group: str = "S3", **kwargs):
+    def __init__(self, group: str = "S3", bos: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(bos, bool):
+            raise ValueError(f"bos must be true or false, got {bos!r}")
         self.group = make_group(group)
-        self.vocab_size = self.group.order + 1
+        self.bos = bos
+        self.bos_id = self.group.order + 1
+        self.lead_positions = int(bos)
+        self.vocab_size = self.group.order + 1 + bos
         self.num_classes = self.group.order
 
     def task_settings(self) -> dict[str, Any]:
-        return {"group": self.group.name}
+        return {"group": self.group.name, "bos": self.bos}
 
     def sample(self, rng, num, length):
         words = rng.integers(0, self.group.order, size=(num, length), dtype=np.int64)
-        return (words + 1).astype(np.int32), self.group.running_product(words).astype(np.int32)
+        x, y = (words + 1).astype(np.int32), self.group.running_product(words).astype(np.int32)
+        if not self.bos:
+            return x, y
+        first_x = np.full((num, 1), self.bos_id, dtype=np.int32)
+        first_y = np.full((num, 1), IGNORE_INDEX, dtype=np.int32)
+        return np.concatenate([first_x, x], 1), np.concatenate([first_y, y], 1)
 
 
 class ModArithDataModule(StateTrackingDataModule):

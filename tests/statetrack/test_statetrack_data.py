@@ -70,6 +70,30 @@ def test_varying_training_lengths_are_padded():
         assert np.array_equal(y[m].numpy(), np.cumsum(bits) % 5)
 
 
+def test_bos_token_starts_every_word_and_carries_no_target():
+    plain = GroupWordDataModule(group="S4", min_train_length=5, **SMALL)
+    bos = GroupWordDataModule(group="S4", min_train_length=5, bos=True, **SMALL)
+    plain.setup()
+    bos.setup()
+    assert bos.dims["vocab_size"] == 26 and bos.dims["num_classes"] == 24 and plain.dims["vocab_size"] == 25
+    for split in ("train", "test"):
+        x, y = _arrays(bos, split)
+        assert (x[:, 0] == 25).all() and (y[:, 0] == IGNORE_INDEX).all()
+        assert (x[:, 1:] != 25).all()  # the BOS id is used nowhere else
+        words = x[:, 1:] != PAD_ID
+        assert (y[:, 1:][words] >= 0).all() and (y[:, 1:][words] < 24).all()
+        # lengths count the group elements; BOS comes on top
+        assert np.array_equal(bos.splits[split].lengths, (x != PAD_ID).sum(1))
+        assert words.sum(1).max() == bos.lengths[split] and words.sum(1).min() >= (5 if split == "train" else bos.lengths[split])
+    # the targets after BOS are the running products of the words that follow it
+    x, y = _arrays(bos, "test")
+    g = bos.group
+    for row_x, row_y in zip(x[:5], y[:5]):
+        assert np.array_equal(row_y[1:], g.running_product((row_x[1:] - 1)[None].astype(np.int64))[0])
+    with pytest.raises(ValueError, match="bos must be true or false"):
+        GroupWordDataModule(group="S3", bos="yes", **SMALL)
+
+
 @pytest.mark.parametrize("kwargs", [{"train_length": 0}, {"min_train_length": 20}, {"num_val": 0}, {"group": "Q8"}])
 def test_bad_settings_fail_clearly(kwargs):
     with pytest.raises(ValueError):

@@ -61,6 +61,19 @@ def test_length_extrapolation_writes_csv_and_png(parity_ckpt, tmp_path, data_roo
     assert acc_32 == pytest.approx(train_metrics["test/acc"], abs=1e-6)
 
 
+def test_prefix_curve_counts_elements_after_a_bos_token(tmp_path, data_root):
+    """With data.bos=true the curve starts at the first group element: t = 1..length, every position scored."""
+    tiny = [*TINY_STATE, "data.bos=true"]
+    ckpt, _ = _train(tmp_path / "run", data_root, tiny)
+    cfg = _compose("eval", [f"paths.output_dir={tmp_path / 'eval'}", f"paths.data_dir={data_root}", *tiny, f"ckpt_path={ckpt}", "lengths=[16,32]", "num_eval=16"])
+    evaluate(cfg)
+    prefix = _read(tmp_path / "eval" / "prefix_accuracy.csv")
+    for length in (16, 32):
+        rows = [r for r in prefix if r["length"] == str(length)]
+        assert [int(r["t"]) for r in rows] == list(range(1, length + 1))
+        assert all(0.0 <= float(r["position_acc"]) <= 1.0 for r in rows)  # no unscored (NaN) BOS entry
+
+
 def test_several_checkpoints_with_labels_and_robustness(parity_ckpt, tmp_path, data_root):
     ckpt, _ = parity_ckpt
     cfg = _compose(

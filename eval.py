@@ -71,10 +71,13 @@ def _task(datamodule) -> dict:
 
 
 def _check_same_task(path, run_cfg: DictConfig, trained_on, datamodule) -> None:
-    if _task(trained_on) != _task(datamodule):
+    want, have = _task(trained_on), _task(datamodule)
+    if want != have:
+        differ = ", ".join(f"{key}: trained {want.get(key)!r}, evaluating {have.get(key)!r}" for key in sorted(want.keys() | have.keys()) if want.get(key) != have.get(key))
         raise ValueError(
-            f"{path} was trained on {_task(trained_on)} (task {run_cfg.get('task_name')!r}) but the evaluation data are "
-            f"{_task(datamodule)}: pass the experiment it was trained with (experiment={run_cfg.get('task_name')}) or data_from=checkpoint"
+            f"{path} was trained on {want} (task {run_cfg.get('task_name')!r}) but the evaluation data are "
+            f"{have} ({differ}): pass the experiment and data overrides it was trained with "
+            f"(experiment={run_cfg.get('task_name')}) or data_from=checkpoint"
         )
 
 

@@ -102,6 +102,10 @@ def test_wrong_experiment_fails_clearly(parity_ckpt, tmp_path, data_root):
     cfg = _compose("eval", [f"paths.output_dir={tmp_path}", "experiment=state_parity", "data.group=S2", f"ckpt_path={ckpt}", "lengths=[8]"])
     with pytest.raises(ValueError, match="'group': 'S2'"):
         evaluate(cfg)
+    # same experiment, a data override the run did not have: the message names the key
+    cfg = _compose("eval", [f"paths.output_dir={tmp_path}", "experiment=state_parity", "data.bos=true", f"ckpt_path={ckpt}", "lengths=[8]"])
+    with pytest.raises(ValueError, match="bos: trained False, evaluating True.*vocab_size: trained 3, evaluating 4"):
+        evaluate(cfg)
     with pytest.raises(ValueError, match="no checkpoint"):
         evaluate(_compose("eval", [f"paths.output_dir={tmp_path}"]))
 

@@ -84,11 +84,15 @@ def test_paper_scale_runs_end_to_end_and_resumes_an_interrupted_run(tmp_path):
         "eval_s3": ({"DeltaProduct n_h=2 [-1,1]", "DeltaNet n_h=1 [-1,1]"}, {128, 256, 512, 1024}),
         "eval_s5": ({"DeltaProduct n_h=4 [-1,1]", "DeltaProduct n_h=3 [-1,1]"}, {128, 192, 256, 512}),
     })
-    # the paper-scale runs use the experiment files unchanged: d_model 128, training length 128
-    ckpt = torch.load(out / "s5_deltaproduct_nh4" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    config = ckpt["run_config"]
+    # the paper-scale runs use the experiment files (d_model 128, training length 128) with 8 heads for S_3 and S_5
+    def run_config(name):
+        return torch.load(out / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["run_config"]
+
+    config = run_config("s5_deltaproduct_nh4")
     assert config["model"]["d_model"] == 128 and config["data"]["train_length"] == 128
     assert config["model"]["layer"]["n_householder"] == 4 and config["data"]["group"] == "S5"
+    assert config["model"]["layer"]["n_heads"] == 8 and run_config("s3_deltaproduct_nh2")["model"]["layer"]["n_heads"] == 8
+    assert run_config("parity_deltanet_neg")["model"]["layer"]["n_heads"] == 4
 
     # a run without its "done" marker (interrupted) resumes from its checkpoint; the others are skipped
     (out / "s5_deltaproduct_nh3" / "done").unlink()

@@ -120,8 +120,9 @@ evaluate() {  # evaluate TASK LENGTHS RUN:LABEL...
 
 # The overrides that set each scale's models and data (at paper scale only the heads).
 if [[ "$scale" == paper ]]; then
+    heads=(model.layer.n_heads=8)  # S_3 and S_5
     parity=(model.layer.n_householder=1)
-    s3=(model.layer.n_heads=8)
+    s3=("${heads[@]}")
     s3_lengths="[128,256,512,1024]"
 else
     parity=(model.d_model=32 model.layer.n_heads=1 model.layer.n_householder=1 trainer.max_steps=5000)
@@ -133,8 +134,8 @@ run parity_deltanet_pos state_parity "${parity[@]}" model.layer.allow_neg_eigval
 run s3_deltaproduct_nh2 state_s3 "${s3[@]}" model.layer.n_householder=2
 run s3_deltanet_nh1 state_s3 "${s3[@]}" model.layer.n_householder=1
 if [[ "$scale" == paper ]]; then
-    run s5_deltaproduct_nh4 state_s5 model.layer.n_heads=8 model.layer.n_householder=4
-    run s5_deltaproduct_nh3 state_s5 model.layer.n_heads=8 model.layer.n_householder=3
+    run s5_deltaproduct_nh4 state_s5 "${heads[@]}" model.layer.n_householder=4
+    run s5_deltaproduct_nh3 state_s5 "${heads[@]}" model.layer.n_householder=3
 fi
 evaluate parity "[128,256,512,1024,2048]" "parity_deltanet_neg:DeltaNet [-1,1]" "parity_deltanet_pos:DeltaNet [0,1]"
 evaluate s3 "$s3_lengths" "s3_deltaproduct_nh2:DeltaProduct n_h=2 [-1,1]" "s3_deltanet_nh1:DeltaNet n_h=1 [-1,1]"

@@ -118,11 +118,11 @@ class ResidualBlock(nn.Module):
         self.ffn = FeedForward(d_model, hidden) if hidden > 0 else None
         self.ffn_norm = Norm(d_model, norm) if hidden > 0 else None
 
-    def _feed_forward(self, x: torch.Tensor, norm: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
-        """The feed-forward residual branch (identity without one); ``norm`` is the branch norm's
-        sequence or step call."""
+    def _feed_forward(self, x: torch.Tensor, step: bool = False) -> torch.Tensor:
+        """The feed-forward residual branch (identity without one), on a sequence or one position."""
         if self.ffn is None:
             return x
+        norm = self.ffn_norm.step if step else self.ffn_norm
         if self.prenorm:
             return x + self.dropout(self.ffn(norm(x)))
         return norm(x + self.dropout(self.ffn(x)))
@@ -135,7 +135,7 @@ class ResidualBlock(nn.Module):
         z = self.dropout(self.out(self.activation(z)))
         x = x + z
         x = x if self.prenorm else self.norm(x)
-        return self._feed_forward(x, self.ffn_norm)
+        return self._feed_forward(x)
 
     def step(self, x_t: torch.Tensor, state):
         """One position: x_t (B, D) and the layer's state -> (B, D) and the new state."""
@@ -144,7 +144,7 @@ class ResidualBlock(nn.Module):
         z = self.dropout(self.out(self.activation(z)))
         x_t = x_t + z
         x_t = x_t if self.prenorm else self.norm.step(x_t)
-        return self._feed_forward(x_t, self.ffn_norm.step if self.ffn is not None else None), state
+        return self._feed_forward(x_t, step=True), state
 
 
 class SequenceModel(nn.Module):

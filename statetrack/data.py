@@ -178,10 +178,12 @@ class GroupWordDataModule(StateTrackingDataModule):
             raise ValueError(f"bos must be true or false, got {bos!r}")
         self.group = make_group(group)
         self.bos = bos
-        self.bos_id = self.group.order + 1
-        self.lead_positions = int(bos)
         self.vocab_size = self.group.order + 1 + bos
         self.num_classes = self.group.order
+
+    @property
+    def lead_positions(self) -> int:
+        return int(self.bos)
 
     def task_settings(self) -> dict[str, Any]:
         return {"group": self.group.name, "bos": self.bos}
@@ -191,7 +193,7 @@ class GroupWordDataModule(StateTrackingDataModule):
         x, y = (words + 1).astype(np.int32), self.group.running_product(words).astype(np.int32)
         if not self.bos:
             return x, y
-        first_x = np.full((num, 1), self.bos_id, dtype=np.int32)
+        first_x = np.full((num, 1), self.group.order + 1, dtype=np.int32)  # the BOS id
         first_y = np.full((num, 1), IGNORE_INDEX, dtype=np.int32)
         return np.concatenate([first_x, x], 1), np.concatenate([first_y, y], 1)
 
